@@ -1,0 +1,58 @@
+"""The ``groklab`` command: a thin dispatcher over :mod:`groklab.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from groklab import __version__
+from groklab.errors import GroklabError
+
+# Subcommand modules, registered in this order in ``groklab --help``.
+COMMAND_MODULES = ["data", "train", "analysis", "study", "sweep", "export"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="groklab",
+        description="Generate two-hop knowledge-graph data, train standard and parameter-sharing "
+        "transformers until they grok, look inside them (logit lens, causal tracing), test "
+        "transfer to new facts, and reproduce 'Is Grokking Worthwhile?'.",
+    )
+    parser.add_argument("--version", action="version", version=f"groklab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"groklab.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"groklab.commands.{name}":
+                continue  # not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GroklabError as exc:
+        print(f"groklab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("groklab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
