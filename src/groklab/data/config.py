@@ -1,0 +1,113 @@
+"""DataConfig: everything that determines a generated dataset, plus the size presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from groklab.errors import GroklabError, bad_value, check_range
+
+TASKS = ("composition", "comparison")
+# regime -> (hop-1 ratio, hop-1 k, hop-2 ratio, hop-2 k); study.md section 2.
+REGIMES: dict[str, tuple[float, int, float, int]] = {
+    "natural": (0.0, 0, 0.0, 0),
+    "both_full": (1.0, 18, 1.0, 18),
+    "both_half": (0.5, 9, 0.5, 9),
+    "first_hop": (1.0, 18, 0.0, 0),
+    "second_hop": (0.0, 0, 1.0, 18),
+}
+MAX_CHAINS = 200_000_000  # entities * out_degree**2; keeps memory bounded
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A dataset recipe. ``phi`` is a float or ``"max"`` (every pool chain goes to training).
+
+    Composition: ``entities`` x ``relations`` graph, ``out_degree`` relations per entity.
+    Comparison: ``relations`` are the attributes, each taking one of ``values`` ordinal values;
+    ``ood_ratio`` is then the fraction of OOD entities per attribute (``out_degree`` unused).
+    """
+
+    task: str = "composition"
+    entities: int = 2000
+    relations: int = 200
+    out_degree: int = 20
+    ood_ratio: float = 0.05
+    phi: float | str = 18.0
+    regime: str = "natural"
+    seed: int = 0
+    id_test_ratio: float = 0.005
+    probe_cap: int = 3000
+    values: int = 20  # comparison task only
+
+    def validate(self) -> "DataConfig":
+        """Raise GroklabError (field, value, allowed range) on any invalid field; return self."""
+        if self.task not in TASKS:
+            raise bad_value("task", self.task, ", ".join(TASKS))
+        for name, lo in (("entities", 2), ("relations", 1), ("out_degree", 1),
+                         ("probe_cap", 1), ("values", 2), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad_value(name, value, f"an integer >= {lo}")
+            check_range(name, value, lo)
+        if self.task == "composition":
+            check_range("out_degree", self.out_degree, 1, self.relations)
+            chains = self.entities * self.out_degree ** 2
+            if chains > MAX_CHAINS:
+                raise bad_value("entities", self.entities,
+                                f"entities * out_degree**2 <= {MAX_CHAINS:,} (got {chains:,})")
+        for name in ("ood_ratio", "id_test_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad_value(name, value, "a number in [0, 1)")
+            check_range(name, float(value), 0.0, 1.0, hi_open=True)
+        if self.phi != "max":
+            if isinstance(self.phi, bool) or not isinstance(self.phi, (int, float)):
+                raise bad_value("phi", self.phi, "a number >= 0 or 'max'")
+            check_range("phi", float(self.phi), 0.0)
+        if self.regime not in REGIMES:
+            raise bad_value("regime", self.regime, ", ".join(REGIMES))
+        if self.task == "comparison" and self.regime != "natural":
+            raise bad_value("regime", self.regime, "natural (the only regime of task comparison)")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataConfig":
+        """Build from a plain dict (YAML/JSON); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise bad_value("data." + unknown[0], d[unknown[0]], "one of " + ", ".join(sorted(known)))
+        return cls(**d).validate()
+
+
+DATA_PRESETS: dict[str, DataConfig] = {
+    "tiny": DataConfig(entities=100, relations=20),
+    "small": DataConfig(entities=500, relations=50),
+    "paper": DataConfig(entities=2000, relations=200),
+}
+
+
+def data_config(preset: str = "tiny", **overrides) -> DataConfig:
+    """A preset with some fields replaced (``None`` values are ignored); validated."""
+    if preset not in DATA_PRESETS:
+        raise bad_value("preset", preset, ", ".join(DATA_PRESETS))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        cfg = dataclasses.replace(DATA_PRESETS[preset], **changes)
+    except TypeError as exc:
+        raise GroklabError(f"bad data config override: {exc}") from None
+    return cfg.validate()
+
+
+def parse_phi(text: str) -> float | str:
+    """Command-line phi: a number >= 0 or ``max``."""
+    if text == "max":
+        return "max"
+    try:
+        return float(text)
+    except ValueError:
+        raise bad_value("phi", text, "a number >= 0 or 'max'") from None
