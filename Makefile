@@ -1,31 +1,40 @@
 # groklab: two commands on a fresh clone.
-#   make demo   create .venv, install, run the main job
-#   make test   install if needed, run the test suite
+#   make demo   create .venv, install, run the main job (the study at tiny scale)
+#   make test   install (with the optional extras the tests exercise), run the test suite
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+STAMP_EXTRAS := $(VENV)/.installed-extras
+# torch is pinned: its CPU wheel is on this machine kind's disk; an unpinned torch pulls CUDA.
+TORCH := torch==2.13.0
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install install-extras bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip >/dev/null 2>&1 || true
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]' $(TORCH)
 	touch $(STAMP)
 
+$(STAMP_EXTRAS): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,ray,tensorboard,hf]' $(TORCH)
+	touch $(STAMP_EXTRAS)
+
 install: $(STAMP)
+
+install-extras: $(STAMP_EXTRAS)
 
 demo: $(STAMP)
 	$(BIN)/groklab data make --preset tiny --out runs/demo-data --force
 	$(BIN)/groklab data stats runs/demo-data
 
-test: $(STAMP)
+test: $(STAMP_EXTRAS)
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_tracing.py
 
 clean:
 	rm -rf runs build src/*.egg-info

@@ -1,0 +1,175 @@
+"""Compare two models' inference paths on the same queries (the study's claim 1).
+
+Both models see the same queries and the same counterfactuals (kept only where *both* answer
+clean and corrupted right). Similarity scores:
+- ``trace.restored_corr`` / ``trace.prob_corr``: Pearson correlation of the flattened tracing
+  grids (fraction restored / mean probability of the clean answer);
+- ``lens.bridge_mrr_corr``: Pearson correlation of the bridge MRR (stage x position) grids;
+- ``lens.first_found``: per query, the depth at which the bridge first becomes the top-1
+  decode (causal models: at r1 or r2, where the first hop is resolved and carried;
+  recursive: any position); agreement = mean absolute difference of that depth (and, for equal stage counts,
+  the fraction of queries where it is the same stage).
+Each score comes with a paired bootstrap CI: queries are resampled with replacement (seeded)
+and the statistic is recomputed on the resampled grids.
+
+Shapes: stage axes may differ (e.g. a 4-layer decoder vs a looped 2x2): every grid is then
+linearly resampled onto a common normalised depth axis (stage i of S at depth i/(S-1), with
+max(S_a, S_b) points). Position axes must match: a causal model (h, r1, r2) and the recursive
+model (h, r1, r2, mask) read the answer at different positions, so comparing them position by
+position would be meaningless; that is refused with a GroklabError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from groklab.analysis.lens import first_found_stage, lens_ranks, resolve_positions, summarize_lens
+from groklab.analysis.queries import two_hop_queries
+from groklab.analysis.tracing import prepare_counterfactuals, summarize_trace, trace_grid
+from groklab.errors import GroklabError
+
+
+def to_depth(grid: np.ndarray, n_points: int) -> np.ndarray:
+    """Linearly resample axis -2 (stages) of ``grid`` (..., S, T) onto ``n_points`` depths."""
+    s = grid.shape[-2]
+    if s == n_points:
+        return grid
+    if s == 1:
+        return np.repeat(grid, n_points, axis=-2)
+    src = np.linspace(0.0, 1.0, s)
+    dst = np.linspace(0.0, 1.0, n_points)
+    hi = np.clip(np.searchsorted(src, dst, side="right"), 1, s - 1)
+    lo = hi - 1
+    width = np.where(src[hi] > src[lo], src[hi] - src[lo], 1.0)
+    w = np.clip((dst - src[lo]) / width, 0.0, 1.0)[:, None]
+    return grid[..., lo, :] * (1 - w) + grid[..., hi, :] * w
+
+
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation of (B, F) arrays; NaN where a row is constant."""
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    den = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, (a * b).sum(-1) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) resampling weights (counts / n) of a seeded bootstrap over n items."""
+    rng = np.random.default_rng([seed, 11])
+    idx = rng.integers(0, n, size=(n_boot, n))
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    return counts / n
+
+
+def _ci(values: np.ndarray, point: float | None, level: float = 0.95) -> dict:
+    ok = values[np.isfinite(values)]
+    lo, hi = ((float(np.percentile(ok, 50 * (1 - level))), float(np.percentile(ok, 50 * (1 + level))))
+              if len(ok) else (None, None))
+    point = None if point is None or not np.isfinite(point) else float(point)
+    return {"value": point, "ci": [lo, hi], "level": level,
+            "degenerate_resamples": int(len(values) - len(ok))}
+
+
+def grid_correlation(xa: np.ndarray, xb: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Pearson r of the query-mean grids of per-query arrays (N, S, T), with bootstrap CI."""
+    k = max(xa.shape[1], xb.shape[1])
+    fa = to_depth(xa.astype(np.float64), k).reshape(len(xa), -1)
+    fb = to_depth(xb.astype(np.float64), k).reshape(len(xb), -1)
+    point = pearson_rows(fa.mean(0)[None], fb.mean(0)[None])[0]
+    w = bootstrap_weights(len(fa), n_boot, seed)
+    return _ci(pearson_rows(w @ fa, w @ fb), point)
+
+
+def first_found_agreement(ranks_a: np.ndarray, ranks_b: np.ndarray, pos_a: list[int],
+                          pos_b: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Agreement of the (normalised) depth where the bridge first becomes the top-1 decode."""
+    fa, fb = first_found_stage(ranks_a, pos_a), first_found_stage(ranks_b, pos_b)
+    sa, sb = ranks_a.shape[1], ranks_b.shape[1]
+    both = (fa >= 0) & (fb >= 0)
+    da = fa[both] / max(1, sa - 1)
+    db = fb[both] / max(1, sb - 1)
+    diff = np.abs(da - db)
+    out = {"found_a": float((fa >= 0).mean()), "found_b": float((fb >= 0).mean()),
+           "found_both": int(both.sum()),
+           "median_depth_a": float(np.median(da)) if both.any() else None,
+           "median_depth_b": float(np.median(db)) if both.any() else None,
+           "same_stage_rate": float((fa[both] == fb[both]).mean()) if both.any() and sa == sb else None}
+    if both.any():
+        w = bootstrap_weights(len(diff), n_boot, seed + 1)
+        out["mean_abs_depth_diff"] = _ci(w @ diff, float(diff.mean()))
+    else:
+        out["mean_abs_depth_diff"] = _ci(np.array([]), None)
+    return out
+
+
+def path_positions(lens) -> list[str] | str:
+    """Positions where the first hop can be resolved: r1 and r2 (causal), all (recursive)."""
+    return ["r1", "r2"] if lens.causal else "auto"
+
+
+def check_layouts(model_a, model_b) -> None:
+    if model_a.answer_slot != model_b.answer_slot:
+        la = "h, r1, r2, mask" if model_a.answer_slot else "h, r1, r2"
+        lb = "h, r1, r2, mask" if model_b.answer_slot else "h, r1, r2"
+        raise GroklabError(f"compare: input layouts differ (A: {la}; B: {lb}) (allowed: two "
+                           "causal models (decoder/looped) or two recursive models)")
+
+
+def check_same_graph(dataset_a, dataset_b, queries) -> None:
+    """Refuse to compare models whose datasets disagree on the queries' facts."""
+    if list(dataset_a.vocab) != list(dataset_b.vocab):
+        raise GroklabError(f"compare: vocabularies differ ({dataset_a.path} vs {dataset_b.path}) "
+                           "(allowed: runs on the same knowledge graph)")
+    atomic = np.asarray(dataset_b.atomic, dtype=np.int64)
+    table = {(int(h), int(r)): int(t) for h, r, t in atomic[:, :3]}
+    h, r1, r2 = queries.tokens.T
+    b, t = queries.bridge.numpy(), queries.target.numpy()
+    ok = all(table.get((int(x), int(y))) == int(z) for x, y, z in zip(h, r1, b))
+    ok = ok and all(table.get((int(x), int(y))) == int(z) for x, y, z in zip(b, r2, t))
+    if not ok:
+        raise GroklabError(f"compare: the facts of split {queries.split!r} differ in "
+                           f"{dataset_b.path} (allowed: runs on the same knowledge graph)")
+
+
+def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
+                   corrupt: str = "r1", n: int = 300, seed: int = 0, n_boot: int = 1000,
+                   dataset_b=None, require_correct: bool = True) -> dict:
+    """Lens and tracing of both models on the same queries, with similarity scores + CIs."""
+    check_layouts(model_a, model_b)
+    queries = two_hop_queries(dataset, split, model_a.answer_slot, n=n, seed=seed)
+    if dataset_b is not None:
+        check_same_graph(dataset, dataset_b, queries)
+    lens_a, lens_b = lens_ranks(model_a, queries), lens_ranks(model_b, queries)
+    pos_a = resolve_positions(path_positions(lens_a), lens_a.positions, lens_a.causal, "bridge")
+    pos_b = resolve_positions(path_positions(lens_b), lens_b.positions, lens_b.causal, "bridge")
+    rr_a, rr_b = 1.0 / lens_a.ranks["bridge"], 1.0 / lens_b.ranks["bridge"]
+    lens = {
+        "n": len(queries),
+        "a": summarize_lens(lens_a), "b": summarize_lens(lens_b),
+        "bridge_mrr_corr": grid_correlation(rr_a, rr_b, n_boot, seed),
+        "first_found": first_found_agreement(lens_a.ranks["bridge"], lens_b.ranks["bridge"],
+                                             pos_a, pos_b, n_boot, seed),
+    }
+    cf = prepare_counterfactuals([model_a, model_b], dataset, split, corrupt, n, seed,
+                                 require_correct)
+    tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf)
+    trace = {
+        "n": len(tr_a), "corrupt": corrupt,
+        "a": summarize_trace(tr_a), "b": summarize_trace(tr_b),
+        "restored_corr": grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed),
+        "prob_corr": grid_correlation(tr_a.prob_clean, tr_b.prob_clean, n_boot, seed),
+    }
+    stages = {"a": len(tr_a.stages), "b": len(tr_b.stages)}
+    return {
+        "split": split, "seed": seed, "n_boot": n_boot,
+        "depth_aligned": stages["a"] != stages["b"] or len(lens_a.stages) != len(lens_b.stages),
+        "similarity": {
+            "trace_restored_corr": trace["restored_corr"]["value"],
+            "trace_prob_corr": trace["prob_corr"]["value"],
+            "lens_bridge_mrr_corr": lens["bridge_mrr_corr"]["value"],
+            "first_found_mean_abs_depth_diff": lens["first_found"]["mean_abs_depth_diff"]["value"],
+        },
+        "lens": lens, "trace": trace,
+    }

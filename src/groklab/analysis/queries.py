@@ -1,0 +1,126 @@
+"""Two-hop queries as model input, shared by the lens, tracing, compare and transfer tools.
+
+A :class:`Queries` batch holds the model input of N two-hop queries ``h r1 r2`` together
+with their answer ``t``, bridge ``b`` and the position labels of the input layout
+(``h, r1, r2`` for decoder/looped, ``h, r1, r2, mask`` for the recursive model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from groklab.errors import GroklabError, bad_value, check_range
+from groklab.models import make_inputs
+
+QUERY_ROLES = ("h", "r1", "r2")
+
+
+@dataclass
+class Queries:
+    """N two-hop queries of one split, ready for a model (tensors on CPU)."""
+
+    split: str
+    index: np.ndarray          # (N,) row numbers in the split
+    tokens: np.ndarray         # (N, 3) h, r1, r2 token ids
+    flags: np.ndarray          # (N,) flag bits of the split rows
+    input_ids: torch.Tensor    # (N, T) int64
+    answer_pos: torch.Tensor   # (N,) int64
+    target: torch.Tensor       # (N,) answer token t
+    bridge: torch.Tensor       # (N,) bridge token b
+    positions: list[str]       # T labels, e.g. ["h", "r1", "r2"] or [..., "mask"]
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def subset(self, idx) -> "Queries":
+        """The queries at ``idx`` (indices or boolean mask over the N queries)."""
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.nonzero(idx)[0]
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return Queries(self.split, self.index[idx], self.tokens[idx], self.flags[idx],
+                       self.input_ids[t], self.answer_pos[t], self.target[t], self.bridge[t],
+                       list(self.positions))
+
+    def with_tokens(self, tokens: np.ndarray, target, bridge) -> "Queries":
+        """Same queries with other input tokens/answers (for counterfactuals)."""
+        length = np.full(len(tokens), 3)
+        input_ids, answer_pos = make_inputs(tokens, length, self.answer_slot)
+        return Queries(self.split, self.index.copy(), np.asarray(tokens, dtype=np.int64),
+                       self.flags.copy(), input_ids, answer_pos,
+                       torch.as_tensor(np.asarray(target), dtype=torch.long),
+                       torch.as_tensor(np.asarray(bridge), dtype=torch.long),
+                       list(self.positions))
+
+    @property
+    def answer_slot(self) -> bool:
+        return len(self.positions) > 3
+
+
+def position_labels(n_positions: int, answer_slot: bool) -> list[str]:
+    """Labels of the input positions of a two-hop query."""
+    labels = list(QUERY_ROLES) + (["mask"] if answer_slot else [])
+    return labels + [f"pos{i}" for i in range(len(labels), n_positions)]
+
+
+def two_hop_queries(dataset, split: str, answer_slot: bool, n: int | None = None,
+                    seed: int = 0) -> Queries:
+    """The two-hop queries (length 3) of ``split``; a seeded sample of ``n`` if given.
+
+    Raises GroklabError if the split has no two-hop query or the dataset is not a
+    composition dataset.
+    """
+    task = dataset.manifest.get("task", "composition")
+    if task != "composition":
+        raise bad_value("dataset.task", task, "composition (lens and tracing need bridges)")
+    data = dataset.split(split)
+    rows = np.nonzero((np.asarray(data.length) == 3) & (np.asarray(data.bridge) >= 0))[0]
+    if len(rows) == 0:
+        raise GroklabError(f"split={split!r} has no two-hop query (allowed: a split with "
+                           "h r1 r2 queries, e.g. test_inferred_iid)")
+    if n is not None:
+        check_range("n", n, 1)
+        if n < len(rows):
+            rng = np.random.default_rng([seed, 4])
+            rows = np.sort(rng.choice(rows, size=n, replace=False))
+    tokens = np.asarray(data.tokens[rows], dtype=np.int64)
+    input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), 3), answer_slot)
+    return Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64),
+                   input_ids, answer_pos,
+                   torch.as_tensor(np.asarray(data.target[rows]), dtype=torch.long),
+                   torch.as_tensor(np.asarray(data.bridge[rows]), dtype=torch.long),
+                   position_labels(input_ids.shape[1], answer_slot))
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run ``model`` in eval mode without gradients; restore its mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def batched_answer_logits(model, input_ids: torch.Tensor, answer_pos: torch.Tensor,
+                          batch_size: int = 4096) -> torch.Tensor:
+    """Answer-position logits (N, V) as float32 on CPU, computed in batches."""
+    device = model_device(model)
+    out = []
+    with eval_mode(model):
+        for lo in range(0, input_ids.shape[0], batch_size):
+            ids = input_ids[lo:lo + batch_size].to(device)
+            pos = answer_pos[lo:lo + batch_size].to(device)
+            logits = model(ids)
+            out.append(logits[torch.arange(ids.shape[0], device=device), pos].float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.vocab_size)

@@ -1,0 +1,97 @@
+"""``groklab train``: train a model on a dataset into a run directory (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from groklab.errors import GroklabError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a decoder, looped or recursive transformer into a run directory",
+        description="Train a model from a preset or a YAML config into the run directory --out: "
+        "config.yaml, metrics.jsonl, summary.json, checkpoints/, plots/ (and data/ when the "
+        "dataset is generated). The config is validated before anything is written. "
+        "Interrupt at any time (Ctrl-C saves a checkpoint) and continue with --resume.",
+        epilog="examples:\n  groklab train --preset tiny --out runs/tiny\n"
+        "  groklab train --preset tiny --out runs/tiny-wd1 --set optim.weight_decay=1.0\n"
+        "  groklab train --out runs/tiny --resume --steps 20000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", metavar="NAME",
+                     help="a preset of configs/ (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
+    src.add_argument("--config", metavar="FILE", help="a YAML run config (sections data, model, optim, train)")
+    p.add_argument("--out", required=True, metavar="RUN", help="the run directory to create (or to resume)")
+    p.add_argument("--data", metavar="DIR",
+                   help="train on this existing dataset directory instead of generating the "
+                   "config's dataset into RUN/data (its checksums are verified first)")
+    p.add_argument("--model", choices=("decoder", "looped", "recursive"),
+                   help="override model.family (the other model fields keep the config's values)")
+    p.add_argument("--steps", type=int, metavar="N", help="override train.steps (the step budget)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="override train.device: auto = cuda when available, else cpu")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="override train.seed (model init and batch order; the dataset keeps data.seed)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its latest good checkpoint (its config.yaml "
+                   "is used; only train.steps/device/threads/eval_batch_size/early_stop_*/plots/"
+                   "checkpoint_every may change); a finished run is left as it is")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages (for scripts)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override any config field, e.g. --set optim.lr=1e-3 --set "
+                   "train.eval_every=200 --set data.phi=7.2 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _overrides(args) -> list[str]:
+    items = list(args.overrides)
+    if args.model:
+        items.append(f"model.family={args.model}")
+    if args.steps is not None:
+        items.append(f"train.steps={args.steps}")
+    if args.device:
+        items.append(f"train.device={args.device}")
+    if args.seed is not None:
+        items.append(f"train.seed={args.seed}")
+    if args.data:
+        items.append(f"data_path={args.data}")
+    return items
+
+
+def run(args) -> int:
+    from groklab.train import load_config, train_run
+    from groklab.train.config import config_from_dict, apply_override
+    from groklab.train.loop import CONFIG_NAME
+
+    source = args.preset or args.config
+    overrides = _overrides(args)
+    if args.resume:
+        stored = Path(args.out) / CONFIG_NAME
+        if source:
+            cfg = load_config(source, overrides)
+        elif stored.is_file():
+            import yaml
+            raw = yaml.safe_load(stored.read_text(encoding="utf-8")) or {}
+            for item in overrides:
+                apply_override(raw, item)
+            cfg = config_from_dict(raw)
+        else:
+            raise GroklabError(f"out={args.out!r} has no {CONFIG_NAME}: nothing to resume")
+    else:
+        if not source:
+            raise GroklabError("--preset or --config is required (or --resume an existing --out)")
+        cfg = load_config(source, overrides)
+    summary = train_run(cfg, args.out, resume=args.resume, quiet=args.quiet)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
+        first = summary.get("first_step", {})
+        reached = ", ".join(f"{k} at step {v}" for k, v in first.items() if v is not None) or "no threshold reached"
+        print(f"{args.out}: {summary.get('steps')} steps ({summary.get('stopped')}); {reached}")
+    return 0

@@ -1,0 +1,132 @@
+"""metrics.jsonl (one row per evaluation) and summary.json.
+
+Rows are appended and flushed one line at a time, so a killed run leaves every finished row
+intact (at worst a torn last line, which the reader skips). ``summarize`` derives the summary
+from the rows alone, so a resumed run gets the same summary as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from groklab.fsutil import atomic_write_text
+
+METRICS_NAME = "metrics.jsonl"
+SUMMARY_NAME = "summary.json"
+TRAIN_PROBES = ("id_atomic", "ood_atomic", "train_inferred")
+TRAIN_THRESHOLD = 0.99
+SPLIT_THRESHOLD = 0.9
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """Rows of a metrics.jsonl; a torn (unterminated, unparsable) last line is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # torn write at the very end
+                break
+            raise
+    return rows
+
+
+def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Replace the file atomically with ``rows`` (used to cut it back when resuming)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+class MetricsWriter:
+    """Append rows to metrics.jsonl, one flushed line each."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def append(self, row: dict) -> None:
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def train_acc(row: dict) -> float | None:
+    """Mean exact match over the training probes present in ``row`` (None if none)."""
+    vals = [row[f"acc/{p}"] for p in TRAIN_PROBES if f"acc/{p}" in row]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summarize(rows: list[dict], *, stopped: str | None = None, finished: bool = False) -> dict:
+    """First step (and wall time) each threshold was reached, final and best accuracies.
+
+    Thresholds: ``train_acc >= 0.99`` and ``acc/<split> >= 0.9`` for every probe split.
+    """
+    splits = sorted({k[4:] for r in rows for k in r if k.startswith("acc/")})
+    targets = {"train_acc>=0.99": ("train_acc", TRAIN_THRESHOLD)}
+    targets.update({f"{s}>=0.9": (f"acc/{s}", SPLIT_THRESHOLD) for s in splits})
+    first_step: dict[str, int | None] = {k: None for k in targets}
+    first_time: dict[str, float | None] = {k: None for k in targets}
+    for row in rows:
+        for name, (key, thr) in targets.items():
+            if first_step[name] is None and row.get(key) is not None and row[key] >= thr:
+                first_step[name] = row["step"]
+                first_time[name] = row.get("time")
+    acc_keys = ["train_acc"] + [f"acc/{s}" for s in splits]
+    last = rows[-1] if rows else {}
+    best = {k: max((r[k] for r in rows if _finite(r.get(k))), default=None) for k in acc_keys}
+    return {
+        "steps": last.get("step", 0),
+        "wall_time": last.get("time"),
+        "finished": finished,
+        "stopped": stopped,
+        "first_step": first_step,
+        "first_time": first_time,
+        "final": {k: last.get(k) for k in acc_keys + ["loss"]},
+        "best": best,
+    }
+
+
+def write_summary(path: str | os.PathLike, summary: dict) -> None:
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def read_summary(path: str | os.PathLike) -> dict | None:
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def plateaued(rows: list[dict], patience: int, delta: float) -> bool:
+    """True when no ``acc/*`` column improved its best by more than ``delta`` in the last
+    ``patience`` steps and the model fits its training probes (train_acc >= 0.99).
+
+    A pure function of the rows, so early stopping is identical after a resume.
+    """
+    if patience <= 0 or not rows or (train_acc(rows[-1]) or 0.0) < TRAIN_THRESHOLD:
+        return False
+    last_step = rows[-1]["step"]
+    if last_step - rows[0]["step"] < patience:
+        return False
+    old = [r for r in rows if r["step"] <= last_step - patience]
+    recent = [r for r in rows if r["step"] > last_step - patience]
+    if not old or not recent:
+        return False
+    for key in (k for k in rows[-1] if k.startswith("acc/")):
+        best_old = max(r.get(key, 0.0) for r in old)
+        best_recent = max(r.get(key, 0.0) for r in recent)
+        if best_recent > best_old + delta:
+            return False
+    return True
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
