@@ -26,8 +26,8 @@ install: $(STAMP)
 install-extras: $(STAMP_EXTRAS)
 
 demo: $(STAMP)
-	$(BIN)/groklab data make --preset tiny --out runs/demo-data --force
-	$(BIN)/groklab data stats runs/demo-data
+	$(BIN)/groklab reproduce --scale tiny --out runs/demo
+	@echo "report: runs/demo/report.md and runs/demo/report.html"
 
 test: $(STAMP_EXTRAS)
 	$(BIN)/python -m pytest -q tests

@@ -31,3 +31,21 @@ def test_check_range_messages():
     with pytest.raises(GroklabError, match=r"\(0, inf\]"):
         check_range("lr", 0.0, 0, None, lo_open=True)
     assert str(bad_value("regime", "x", "natural, both_full")) == "regime='x' is invalid (allowed: natural, both_full)"
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    from groklab.fsutil import atomic_output_dir, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "hi")
+        with atomic_output_dir(tmp_path / "d") as d:
+            (d / "x").write_text("1")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    assert (tmp_path / "a.txt").read_text() == "hi"

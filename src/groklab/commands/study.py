@@ -1,0 +1,103 @@
+"""``groklab reproduce``: run the study end to end and write its report."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from groklab.errors import GroklabError, check_range
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce 'Is Grokking Worthwhile?' end to end and write a report",
+        description=(
+            "Run the study's pipeline at a chosen scale: datasets for the five augmentation "
+            "regimes and a fully supervised control; pretraining per regime and model family with "
+            "logit-lens curves; claim 1 (same inference path), claim 2 (fake grokking), claim 3 "
+            "(transfer of injected facts), compute vs data; then STUDY/report.md and a "
+            "self-contained STUDY/report.html with verdicts by stated rules. Interrupt it at any "
+            "time: running the same command again reuses finished stages and runs and resumes "
+            "an interrupted run from its checkpoint. Scales: micro (CI, ~1 min), tiny (make "
+            "demo, <= 15 min on a 2-core CPU), small (hours on CPU), paper (the study's sizes: a "
+            "GPU job of roughly 400 GPU-hours; prints its cost estimate and asks before "
+            "starting). See docs/study.md."))
+    p.add_argument("--scale", default="tiny", choices=["micro", "tiny", "small", "paper"],
+                   help="study scale: graph size, model sizes, step budgets (default: tiny)")
+    p.add_argument("--out", required=True, metavar="STUDY",
+                   help="study directory; an existing one is resumed (same scale only)")
+    p.add_argument("--models", default="decoder,recursive", metavar="F1,F2",
+                   help="model families to study, comma-separated, from decoder, recursive, "
+                        "looped (default: decoder,recursive)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--jobs", default="auto", metavar="N",
+                   help="training runs in parallel processes, one torch thread each; auto (the "
+                        "default) = one per CPU core (at most 4) on CPU, 1 on a GPU. Measured "
+                        "on a 2-core CPU in docs/study.md")
+    p.add_argument("--yes", action="store_true",
+                   help="start a paper-scale study without asking for confirmation")
+    p.add_argument("--estimate-only", action="store_true",
+                   help="print the cost estimate of the chosen scale and exit")
+    p.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    from groklab.study.cost import format_estimate
+    from groklab.study.pipeline import Study
+    from groklab.study.scales import get_scale, parse_families
+    from groklab.train.config import check_device
+
+    scale = get_scale(args.scale)
+    families = parse_families(args.models)
+    check_device(args.device)
+    jobs = _parse_jobs(args.jobs, args.device)
+
+    if scale.gpu_job or scale.name == "small" or args.estimate_only:
+        print(format_estimate(scale, *_estimate(scale, families)))
+        if args.estimate_only:
+            return 0
+        if scale.gpu_job and not args.yes:
+            if not sys.stdin.isatty():
+                raise GroklabError("yes=False is invalid for --scale paper without a terminal "
+                                   "(allowed: pass --yes to start the GPU job)")
+            answer = input("Start this study? [y/N] ").strip().lower()
+            if answer not in ("y", "yes"):
+                print("not started")
+                return 1
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    t0 = time.perf_counter()
+    log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
+        f"{args.device}, jobs {jobs}, out {args.out}")
+    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
+    log(f"wall time {time.perf_counter() - t0:.1f} s; report: {args.out}/report.md and "
+        f"{args.out}/report.html")
+    return 0
+
+
+def _parse_jobs(text, device: str) -> int:
+    from groklab.study.pipeline import default_jobs
+
+    if str(text) == "auto":
+        return default_jobs(device)
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise GroklabError(f"jobs={text!r} is invalid (allowed: auto or an integer in [1, 64])") from None
+    return check_range("jobs", jobs, 1, 64)
+
+
+def _estimate(scale, families):
+    from groklab.study.cost import estimate
+    from groklab.study.engine import n_params
+
+    vocab = 3 + scale.data["entities"] + scale.data["relations"]
+    params = {f: n_params(scale.models[f], vocab) for f in families}
+    anchor = params.get("recursive") or n_params(scale.models["recursive"], vocab)
+    data_items = 6 * int(round(scale.data["phi"] * scale.data["entities"]
+                               * scale.data["out_degree"] * (1 - scale.data["ood_ratio"])))
+    return estimate(scale, families, params, anchor), data_items

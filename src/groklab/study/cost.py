@@ -1,0 +1,103 @@
+"""What a study costs before it starts: runs, steps, FLOPs, GPU-hours and disk.
+
+GPU time is estimated from FLOPs (``groklab.study.compute``) at an *effective* throughput
+calibrated on the study's own anchor (study.md section 7: ~50 H100-hours for a 1.6M-step TRM
+run of the paper's size). Small models at batch 512 are far from a GPU's peak; the anchor
+implies roughly 7 TFLOP/s effective, and we use that figure for every family, with a floor of
+a few milliseconds per step for kernel launches. It is an estimate, not a measurement: the
+printed table says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from groklab.study.compute import flops_per_step
+from groklab.study.scales import REGIMES, StudyScale
+
+ANCHOR_HOURS = 50.0          # study.md section 7: TRM pretraining, paper size, H100
+ANCHOR_STEPS = 1_600_000
+STEP_FLOOR_S = 0.004         # per-step launch/latency floor on a GPU
+BYTES_PER_PARAM_CKPT = 16    # fp32 weights + EMA + two AdamW moments
+DATA_BYTES_PER_ITEM = 28     # int32 x 7 columns per split row
+
+
+@dataclass
+class RunCost:
+    kind: str          # "pretrain" | "finetune"
+    family: str
+    runs: int
+    steps: int         # per run
+    flops: float       # per run
+    gpu_hours: float   # per run
+    disk_bytes: float  # per run
+
+
+def n_checkpoints(schedule, steps: int) -> int:
+    """Checkpoints a run of ``steps`` steps writes under ``[[until, every], ...]`` (all kept),
+    plus the final one."""
+    if isinstance(schedule, int):
+        schedule = [[None, schedule]]
+    count, lo = 0, 0
+    for until, every in schedule:
+        hi = steps if until is None else min(until, steps)
+        if hi > lo:
+            count += hi // every - lo // every
+        if until is None or until >= steps:
+            break
+        lo = until
+    return count + 1
+
+
+def effective_flops(anchor_flops_per_step: float) -> float:
+    """FLOP/s implied by the study's anchor for a run costing ``anchor_flops_per_step``."""
+    return anchor_flops_per_step * ANCHOR_STEPS / (ANCHOR_HOURS * 3600.0)
+
+
+def estimate(scale: StudyScale, families: tuple[str, ...], n_params: dict[str, int],
+             anchor_params: int) -> list[RunCost]:
+    """Cost per run kind and family. ``anchor_params``: parameters of the paper TRM."""
+    batch = int(scale.train.get("batch_size", 512))
+    anchor_model = dict(family="recursive", h_cycles=2, l_cycles=6)
+    rate = effective_flops(flops_per_step(anchor_params, anchor_model, 512))
+    rows = []
+    for fam in families:
+        model = scale.models[fam]
+        per_step = flops_per_step(n_params[fam], model, batch)
+        seconds_per_step = max(per_step / rate, STEP_FLOOR_S)
+        schedule = scale.train.get("checkpoint_every", [[None, 1000]])
+        for kind, runs, steps in (("pretrain", len(REGIMES) + 1, scale.pretrain_steps[fam]),
+                                  ("finetune", len(REGIMES) + 1, scale.finetune_steps)):
+            ckpt = n_params[fam] * BYTES_PER_PARAM_CKPT * n_checkpoints(schedule, steps)
+            rows.append(RunCost(kind, fam, runs, steps, per_step * steps,
+                                seconds_per_step * steps / 3600.0, ckpt))
+    return rows
+
+
+def totals(rows: list[RunCost]) -> dict:
+    return {
+        "runs": sum(r.runs for r in rows),
+        "steps": sum(r.runs * r.steps for r in rows),
+        "flops": sum(r.runs * r.flops for r in rows),
+        "gpu_hours": sum(r.runs * r.gpu_hours for r in rows),
+        "disk_gb": sum(r.runs * r.disk_bytes for r in rows) / 1e9,
+    }
+
+
+def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0) -> str:
+    """A table for the terminal, ending with the totals and how they were estimated."""
+    lines = [f"Cost estimate for --scale {scale.name} (an estimate, not a measurement):",
+             f"  {'kind':9} {'family':10} {'runs':>4} {'steps/run':>11} {'PFLOP/run':>10} "
+             f"{'GPU-h/run':>10} {'disk/run':>9}"]
+    for r in rows:
+        lines.append(f"  {r.kind:9} {r.family:10} {r.runs:>4} {r.steps:>11,} {r.flops / 1e15:>10.1f} "
+                     f"{r.gpu_hours:>10.1f} {r.disk_bytes / 1e9:>7.2f}GB")
+    t = totals(rows)
+    disk = t["disk_gb"] + data_items * DATA_BYTES_PER_ITEM / 1e9
+    lines.append(f"  total: {t['runs']} runs, {t['steps']:,} steps, {t['flops'] / 1e18:.1f} EFLOP, "
+                 f"~{t['gpu_hours']:,.0f} GPU-hours (H100 class, one run per GPU), ~{disk:.1f} GB disk")
+    lines.append(f"  GPU-hours assume the effective throughput implied by the study's anchor "
+                 f"({ANCHOR_HOURS:.0f} H100-hours per {ANCHOR_STEPS:,}-step TRM run), floor "
+                 f"{STEP_FLOOR_S * 1000:.0f} ms/step; disk assumes {BYTES_PER_PARAM_CKPT} bytes per "
+                 f"parameter per checkpoint.")
+    return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""The study's only contact points with data, train and analysis (one place to read).
+
+Everything here is a thin call into another layer's public API (docs/architecture.md);
+``train_spec`` is also the worker function of ``--jobs N`` (top-level, picklable).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from groklab.study.scales import StudyScale
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+# ---------------------------------------------------------------------------- data
+def make_data(cfg: dict, out: Path) -> dict:
+    """Generate a dataset (reused when a complete one is already there); return its counts."""
+    from groklab.data.config import DataConfig
+    from groklab.data.dataset import load_dataset, make_dataset
+
+    if (Path(out) / "manifest.json").exists():
+        ds = load_dataset(out, verify=True)
+    else:
+        ds = make_dataset(DataConfig.from_dict(cfg), out)
+    return ds.manifest
+
+
+def make_injected(src: Path, out: Path, new_facts: int, replay: int, seed: int) -> dict:
+    from groklab.data.dataset import load_dataset
+    from groklab.data.injection import inject_dataset
+
+    if (Path(out) / "manifest.json").exists():
+        return load_dataset(out, verify=True).manifest
+    return inject_dataset(src, out, new_facts=new_facts, replay=replay, seed=seed).manifest
+
+
+def manifest(path: Path) -> dict:
+    return json.loads((Path(path) / "manifest.json").read_text())
+
+
+# ---------------------------------------------------------------------------- train
+def run_config(scale: StudyScale, family: str, *, data_path: Path, steps: int, eval_every: int,
+               device: str, finetune: bool = False) -> dict:
+    """The RunConfig (as a nested dict) of one study run; validated by the train layer."""
+    from groklab.train.config import config_from_dict
+
+    optim = dict(scale.optim[family])
+    if finetune:
+        optim.update(scale.finetune_optim.get(family, {}))
+    train = dict(scale.train, steps=steps, eval_every=eval_every, device=device,
+                 early_stop_patience=0, threads=1)
+    raw = {"preset": f"study-{scale.name}", "data_path": str(data_path),
+           "data": dict(scale.data), "model": dict(scale.models[family]), "optim": optim,
+           "train": train}
+    return config_from_dict(raw).to_dict()
+
+
+def finished_summary(run_dir: str, config: dict) -> dict | None:
+    """The summary of a finished run made with ``config``; None if unfinished or absent.
+
+    A finished run made with another configuration is an error, never silently reused.
+    """
+    from groklab.errors import GroklabError
+    from groklab.train.config import read_config
+    from groklab.train.metrics import read_summary
+
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir / "summary.json")
+    if summary is None or not summary.get("finished"):
+        return None
+    have = read_config(run_dir / "config.yaml").to_dict()
+    if _comparable(have) != _comparable(config):
+        raise GroklabError(f"run {run_dir} was made with a different configuration; "
+                           "use a new --out or remove that run directory")
+    return summary
+
+
+def _comparable(cfg: dict) -> dict:
+    """The parts of a run config that decide its trajectory (data through data_path)."""
+    from groklab.train.loop import RESUMABLE_FIELDS
+
+    cfg = json.loads(json.dumps(cfg))
+    return {"data_path": str(Path(cfg["data_path"]).resolve()) if cfg.get("data_path") else None,
+            "model": cfg["model"], "optim": cfg["optim"],
+            "train": {k: v for k, v in cfg["train"].items() if k not in RESUMABLE_FIELDS}}
+
+
+def has_checkpoint(run_dir: str) -> bool:
+    from groklab.train.checkpoints import checkpoint_steps
+
+    return bool(checkpoint_steps(run_dir))
+
+
+def started(run_dir: str) -> bool:
+    """True once train_run has written the run's config.yaml (then it can be resumed)."""
+    return (Path(run_dir) / "config.yaml").is_file()
+
+
+def train_spec(spec: dict, quiet: bool = True) -> dict:
+    """Train, resume or finetune one study run (a RunSpec as a dict); return its summary.
+
+    An unfinished run is resumed from its latest checkpoint (``train_run(resume=True)``; with
+    no checkpoint yet it starts over). A finetune run starts from the pretrained run's final
+    weights (EMA when kept), see :func:`finetune_run`.
+    """
+    import torch
+
+    from groklab.train import train_run
+    from groklab.train.config import config_from_dict
+
+    torch.set_num_threads(1)
+    cfg = config_from_dict(spec["config"])
+    callbacks = [lens_callback(spec["family"], tuple(spec["lens_splits"]), spec["lens_queries"])]
+    if started(spec["run_dir"]):
+        return train_run(cfg, spec["run_dir"], resume=True, callbacks=callbacks, quiet=quiet)
+    if spec.get("init_from"):
+        return finetune_run(cfg, spec["run_dir"], spec["init_from"], callbacks, quiet)
+    return train_run(cfg, spec["run_dir"], resume=False, callbacks=callbacks, quiet=quiet)
+
+
+def finetune_run(cfg, run_dir: str, init_from: str, callbacks, quiet: bool) -> dict:
+    """A fresh run whose model (and EMA) start from ``init_from``'s final weights.
+
+    Mirrors ``train_run``'s fresh start (lock, config.yaml, Trainer) and loads the weights
+    before the first step; the optimizer starts fresh. Resuming it later is an ordinary
+    ``train_run(resume=True)``: the checkpoints hold everything.
+    """
+    from groklab.data.config import DataConfig
+    from groklab.data.dataset import load_dataset
+    from groklab.fsutil import atomic_write_json, atomic_write_text
+    from groklab.train import load_model
+    from groklab.train.lock import RunLock
+    from groklab.train.loop import CONFIG_NAME, Trainer, resolve_device
+
+    run_dir = Path(run_dir)
+    cfg.validate()
+    device = resolve_device(cfg.train.device)
+    dataset = load_dataset(cfg.data_path, verify=True)
+    cfg.data_path = str(Path(cfg.data_path).resolve())
+    cfg.data = DataConfig.from_dict(dataset.config)
+    pretrained, _ = load_model(init_from, ema=True)
+    with RunLock(run_dir):
+        atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
+        atomic_write_json(run_dir / "init_from.json", {"init_from": str(Path(init_from).resolve())})
+        trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
+        state = pretrained.state_dict()
+        trainer.model.load_state_dict(state)
+        if trainer.ema is not None:
+            trainer.ema.model.load_state_dict(state)
+        with trainer.threads():
+            return trainer.run(resume=False)
+
+
+def metrics(run_dir: str | Path) -> list[dict]:
+    from groklab.train.metrics import read_metrics
+
+    return read_metrics(Path(run_dir) / "metrics.jsonl")
+
+
+def n_params(model: dict, vocab_size: int) -> int:
+    from groklab.models import ModelConfig, build_model, count_params
+
+    return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
+
+
+def vocab_size(data_dir: str | Path) -> int:
+    return len(json.loads((Path(data_dir) / "vocab.json").read_text()))
+
+
+# ---------------------------------------------------------------------------- analysis
+# Where the lens looks for the bridge entity. Causal models (decoder, looped) are trained on
+# atomic facts "h r1 -> b" with the answer read at r1's position, so the top decode at r1 is
+# b for every memorised fact: bridge-found there says nothing about composition. We count the
+# bridge only at r2's position for them (b carried to where the second hop is applied); the
+# recursive model (non-causal, answer slot) is not trained at r1 and may use any position.
+BRIDGE_POSITIONS = {"decoder": ["r2"], "looped": ["r2"], "recursive": "auto"}
+CLAIM1_MEASURE = ("Pearson r of the two models' causal-tracing grids (fraction of answers "
+                  "restored, r1 corrupted; stages x positions, on queries both answer right)")
+
+
+def lens_callback(family: str, splits: tuple[str, ...], max_queries: int):
+    """Training callback: logit-lens bridge-found rates (``lens/<split>/bridge_found``...)."""
+    from groklab.analysis.lens import lens_metrics
+
+    positions = BRIDGE_POSITIONS[family]
+
+    def callback(step, model, dataset, row):
+        return lens_metrics(model, dataset, list(splits), n=max_queries, seed=0,
+                            bridge_positions=positions)
+
+    return callback
+
+
+def bridge_key(split: str) -> str:
+    """metrics.jsonl key of the lens callback's bridge-found rate on ``split``."""
+    return f"lens/{split}/bridge_found"
+
+
+def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
+                  device: str = "auto") -> dict:
+    """Claim 1: inference-path similarity of two runs' final models, with a bootstrap CI.
+
+    Returns {similarity, ci_low, ci_high, n, measure, lens_corr, lens_ci, maps, compare};
+    similarity None (with ``error``) when no query can be traced (models that do not answer).
+    """
+    from groklab.analysis.compare import compare_models
+    from groklab.errors import GroklabError
+    from groklab.train import load_model
+
+    model_a, ds_a = load_model(run_a, ema=True)
+    model_b, ds_b = load_model(run_b, ema=True)
+    out = {"similarity": None, "ci_low": None, "ci_high": None, "n": 0,
+           "measure": CLAIM1_MEASURE, "split": split}
+    try:
+        res = compare_models(model_a, model_b, ds_a, split=split, corrupt="r1", n=n, seed=0,
+                             n_boot=bootstrap, dataset_b=ds_b)
+    except GroklabError as exc:
+        out["error"] = str(exc)
+        return out
+    tr, lens = res["trace"], res["lens"]
+    out.update(similarity=tr["restored_corr"]["value"], ci_low=tr["restored_corr"]["ci"][0],
+               ci_high=tr["restored_corr"]["ci"][1], n=tr["n"],
+               lens_corr=lens["bridge_mrr_corr"]["value"], lens_ci=lens["bridge_mrr_corr"]["ci"],
+               maps={name: {"values": tr[k]["restored"], "rows": tr[k]["stages"],
+                            "cols": tr[k]["positions"]}
+                     for name, k in (("grokked (natural)", "a"), ("fully supervised", "b"))},
+               maps_title="fraction of answers restored by patching (r1 corrupted)",
+               compare=res)
+    return out

@@ -1,0 +1,318 @@
+"""``groklab reproduce``: the study's stages, resumable, with progress per stage.
+
+Layout of a study directory::
+
+    STUDY/study.json                 scale (resolved), families, device, versions
+    STUDY/stages/<stage>.json        finished markers (a stage with a marker is reused)
+    STUDY/data/<regime>/             one dataset per regime, + supervised (phi=max), + new_knowledge
+    STUDY/runs/pretrain/<family>-<source>/   ordinary run directories (train_run)
+    STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, or -scratch
+    STUDY/analysis/*.json            claim 1-4 evidence
+    STUDY/figures/*.png, report.md, report.html, report.json
+
+A run counts as finished when its ``summary.json`` says so (and its config matches); an
+unfinished run directory is resumed with ``train_run(resume=True)`` from its latest good
+checkpoint. ``--jobs N`` trains independent runs in N spawned worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from groklab import __version__
+from groklab.errors import GroklabError
+from groklab.fsutil import atomic_write_json
+from groklab.study import engine
+from groklab.study.markers import read_marker, write_marker
+from groklab.study.scales import CONTROL, REGIMES, StudyScale
+
+STAGES = ("data", "pretrain", "claim1", "claim2", "claim3", "compute", "report")
+INJECTED = "new_knowledge"
+SCRATCH = "scratch"
+HEARTBEAT_S = 30.0
+
+
+def default_jobs(device: str) -> int:
+    """--jobs auto: one run per CPU core (at most 4) on CPU, one at a time on a GPU."""
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+@dataclass
+class RunSpec:
+    """One training run of the study (picklable: sent to worker processes)."""
+
+    kind: str          # "pretrain" | "finetune"
+    family: str
+    source: str        # regime, CONTROL, or SCRATCH
+    run_dir: str
+    config: dict       # RunConfig as a nested dict
+    init_from: str | None = None    # pretrained run directory (finetune)
+    lens_splits: tuple = ()
+    lens_queries: int = 200
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.family}-{self.source}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While the study runs, SIGTERM stops it like Ctrl-C (workers checkpoint and exit)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pool_worker(tasks, done) -> None:
+    """Worker process of ``--jobs N``: train run specs from ``tasks`` until a None arrives."""
+    try:
+        while (spec := tasks.get()) is not None:
+            try:
+                engine.train_spec(spec, quiet=True)
+                done.put((spec["run_dir"], 0, ""))
+            except GroklabError as exc:
+                done.put((spec["run_dir"], 2, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - reported by the parent, traceback here
+                traceback.print_exc()
+                done.put((spec["run_dir"], 1, repr(exc)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+class Study:
+    """A study directory plus the plan that fills it."""
+
+    def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
+                 device: str = "auto", jobs: int = 1, log=print):
+        self.out = Path(out)
+        self.scale = scale
+        self.families = tuple(families)
+        self.device = device
+        self.jobs = jobs
+        self.log = log
+
+    # ------------------------------------------------------------------ paths
+    def data_dir(self, name: str) -> Path:
+        return self.out / "data" / name
+
+    def run_dir(self, kind: str, family: str, source: str) -> Path:
+        return self.out / "runs" / kind / f"{family}-{source}"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.out / "analysis"
+
+    # ------------------------------------------------------------------ study.json
+    def open(self) -> None:
+        """Create ``study.json`` or check that an existing study used the same scale."""
+        path = self.out / "study.json"
+        if self.out.exists() and not self.out.is_dir():
+            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a directory; this is a file)")
+        if self.out.is_dir() and not path.exists() and any(self.out.iterdir()):
+            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a new or empty "
+                               "directory, or an existing study; this one has no study.json)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        want = {"scale": self.scale.to_dict()}
+        if path.exists():
+            have = json.loads(path.read_text())
+            if have.get("scale") != json.loads(json.dumps(want["scale"])):
+                raise GroklabError(
+                    f"out={str(self.out)!r} holds a study made with a different configuration "
+                    f"(scale {have.get('scale', {}).get('name')!r}); use a new --out or remove it")
+            fams = list(dict.fromkeys(list(have.get("families", [])) + list(self.families)))
+        else:
+            fams = list(self.families)
+        self.families = tuple(fams)  # a study covers every family it was ever run with
+        info = {**want, "families": fams, "device": self.device, "groklab": __version__,
+                "python": sys.version.split()[0], "torch": engine.torch_version(),
+                "command": " ".join(sys.argv)}
+        if path.exists():
+            info["created"] = json.loads(path.read_text()).get("created")
+        info.setdefault("created", time.strftime("%Y-%m-%d %H:%M:%S"))
+        atomic_write_json(path, info)
+
+    # ------------------------------------------------------------------ plan
+    def data_config(self, source: str) -> dict:
+        cfg = dict(self.scale.data, regime="natural" if source == CONTROL else source)
+        if source == CONTROL:
+            cfg["phi"] = "max"
+        return cfg
+
+    def pretrain_specs(self) -> list[RunSpec]:
+        specs = []
+        for fam in self.families:
+            for source in REGIMES + (CONTROL,):
+                cfg = engine.run_config(self.scale, fam, data_path=self.data_dir(source),
+                                        steps=self.scale.pretrain_steps[fam],
+                                        eval_every=self.scale.eval_every[fam], device=self.device)
+                specs.append(RunSpec("pretrain", fam, source,
+                                     str(self.run_dir("pretrain", fam, source)), cfg,
+                                     lens_splits=("test_inferred_ood", "test_inferred_iid"),
+                                     lens_queries=self.scale.lens_queries))
+        return specs
+
+    def finetune_specs(self) -> list[RunSpec]:
+        specs = []
+        for fam in self.families:
+            for source in REGIMES + (SCRATCH,):
+                cfg = engine.run_config(self.scale, fam, data_path=self.data_dir(INJECTED),
+                                        steps=self.scale.finetune_steps,
+                                        eval_every=self.scale.finetune_eval_every,
+                                        device=self.device, finetune=True)
+                init = None if source == SCRATCH else str(self.run_dir("pretrain", fam, source))
+                specs.append(RunSpec("finetune", fam, source,
+                                     str(self.run_dir("finetune", fam, source)), cfg,
+                                     init_from=init, lens_splits=("new_old", "old_new", "new_new"),
+                                     lens_queries=self.scale.lens_queries))
+        return specs
+
+    # ------------------------------------------------------------------ running
+    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        """Run (or reuse) each stage in order; return {stage: marker}."""
+        self.open()
+        done = {}
+        t_all = time.perf_counter()
+        with _sigterm_as_interrupt():
+            self._run_stages(stages, done)
+        self.log(f"study finished in {time.perf_counter() - t_all:.1f} s: {self.out / 'report.md'}")
+        return done
+
+    def _run_stages(self, stages: tuple[str, ...], done: dict) -> None:
+        from groklab.study import stages as impl
+
+        for i, name in enumerate(stages, 1):
+            key = {"families": list(self.families)}
+            marker = read_marker(self.out, name, key)
+            if marker is not None and name != "report":
+                self.log(f"[stage {i}/{len(stages)}] {name}: reused (finished {marker['finished_at']})")
+                done[name] = marker
+                continue
+            self.log(f"[stage {i}/{len(stages)}] {name}: running")
+            t0 = time.perf_counter()
+            info = getattr(impl, f"stage_{name}")(self) or {}
+            wall = time.perf_counter() - t0
+            done[name] = write_marker(self.out, name, key, wall, **info)
+            self.log(f"[stage {i}/{len(stages)}] {name}: done in {wall:.1f} s")
+
+    def train_all(self, specs: list[RunSpec]) -> dict[str, dict]:
+        """Train (or reuse, or resume) every run; ``jobs`` > 1 runs them in parallel processes."""
+        results, todo = {}, []
+        for spec in specs:
+            summary = engine.finished_summary(spec.run_dir, spec.config)
+            if summary is not None:
+                results[spec.name] = summary
+                self.log(f"  {spec.name}: reused (finished run)")
+            else:
+                todo.append(spec)
+        n = len(todo)
+        if not n:
+            return results
+        resumed = sum(engine.has_checkpoint(s.run_dir) for s in todo)
+        self.log(f"  {n} run(s) to train ({resumed} resumed from a checkpoint), jobs={self.jobs}")
+        t0 = time.perf_counter()
+        if self.jobs <= 1:
+            show_bar = sys.stderr.isatty()
+            for k, spec in enumerate(todo, 1):
+                self.log(f"  [{k}/{n}] {spec.name} ...")
+                results[spec.name] = engine.train_spec(asdict(spec), quiet=not show_bar)
+                self._report_run(k, n, spec, results[spec.name], t0)
+        else:
+            self._train_parallel(todo, results, t0)
+        return results
+
+    def _train_parallel(self, todo: list[RunSpec], results: dict, t0: float) -> None:
+        """``jobs`` worker processes (spawned once each, one torch thread) take runs from a queue.
+
+        On Ctrl-C every worker (same process group) saves a checkpoint of its run and exits; we
+        wait for them, so the next ``reproduce`` resumes each run from its checkpoint. A failed
+        run is reported at the end; the other runs go on.
+        """
+        ctx = get_context("spawn")
+        tasks, done_q = ctx.Queue(), ctx.Queue()
+        by_dir = {s.run_dir: s for s in todo}
+        for spec in todo:
+            tasks.put(asdict(spec))
+        workers = [ctx.Process(target=_pool_worker, args=(tasks, done_q), name=f"groklab-job{i}")
+                   for i in range(min(self.jobs, len(todo)))]
+        for _ in workers:
+            tasks.put(None)
+        for w in workers:
+            w.start()
+        n, k, failed = len(todo), 0, []
+        try:
+            while k + len(failed) < n:
+                try:
+                    run_dir, code, message = done_q.get(timeout=HEARTBEAT_S)
+                except queue.Empty:
+                    if not any(w.is_alive() for w in workers):
+                        raise GroklabError("training workers exited unexpectedly; rerun the same "
+                                           "command to resume") from None
+                    self._heartbeat([s for s in todo if s.name not in results], k, n, t0)
+                    continue
+                spec = by_dir[run_dir]
+                summary = engine.finished_summary(spec.run_dir, spec.config) if code == 0 else None
+                if summary is None:
+                    failed.append(f"{spec.name} ({message or f'exit code {code}'})")
+                    continue
+                k += 1
+                results[spec.name] = summary
+                self._report_run(k, n, spec, summary, t0)
+        except BaseException:
+            for w in workers:  # ask each to checkpoint and stop (a Ctrl-C reached them already)
+                if w.is_alive():
+                    with contextlib.suppress(OSError):
+                        os.kill(w.pid, signal.SIGINT)
+            for w in workers:
+                w.join(timeout=120)
+                if w.is_alive():
+                    w.terminate()
+            raise
+        for w in workers:
+            w.join()
+        if failed:
+            raise GroklabError("training failed: " + "; ".join(failed) + "; rerun the same "
+                               "command to retry (finished runs are kept)")
+
+    def _heartbeat(self, running: list[RunSpec], k: int, n: int, t0: float) -> None:
+        """One line: finished count and the step each started run has logged."""
+        bits = []
+        for spec in running:
+            rows = engine.metrics(spec.run_dir) if engine.started(spec.run_dir) else []
+            if rows:
+                bits.append(f"{spec.family}-{spec.source} step {rows[-1]['step']}/"
+                            f"{spec.config['train']['steps']}")
+        self.log(f"  ... {k}/{n} done, {time.perf_counter() - t0:.0f} s; "
+                 + (", ".join(bits) or "starting"))
+
+    def _report_run(self, k: int, n: int, spec: RunSpec, summary: dict, t0: float) -> None:
+        final = summary.get("final", {})
+        accs = ", ".join(f"{s.split('/')[-1]} {v:.2f}" for s, v in final.items()
+                         if s.startswith("acc/") and isinstance(v, (int, float)))
+        self.log(f"  [{k}/{n}] {spec.name}: {summary.get('steps')} steps; {accs} "
+                 f"({time.perf_counter() - t0:.0f} s elapsed)")

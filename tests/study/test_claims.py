@@ -1,0 +1,91 @@
+"""Verdict rules: each claim's rule decides by its stated thresholds, never beyond its inputs."""
+
+from groklab.study import claims as C
+
+
+def _tl(ood, bridge, train=None):
+    steps = list(range(0, 100 * len(ood), 100))
+    return C.timeline(steps, train or [1.0] * len(ood), ood, bridge)
+
+
+def test_timeline_first_steps_and_finals():
+    t = _tl([0.0, 0.3, 0.6, 0.95], [0.1, 0.95, 0.95, 0.97], train=[0.2, 0.995, 1.0, 1.0])
+    assert t["train_fit_step"] == 100
+    assert t["bridge_high_step"] == 100
+    assert t["ood_half_step"] == 200 and t["ood_high_step"] == 300
+    assert t["final_ood"] == 0.95 and t["max_bridge"] == 0.97
+    assert not t["accuracy_without_circuit"]
+    # bridge high while OOD < .5 for only 2 evaluations, not at the end: no flag
+    assert not t["circuit_without_accuracy"]
+
+
+def test_dissociation_needs_persistence_or_final():
+    brief = _tl([0.1, 0.1, 0.1, 0.9], [0.1, 0.95, 0.95, 0.95])
+    assert not brief["circuit_without_accuracy"]
+    long = _tl([0.1, 0.1, 0.1, 0.1, 0.9], [0.1, 0.95, 0.95, 0.95, 0.95])
+    assert long["circuit_without_accuracy"]
+    at_end = _tl([0.2, 0.5, 0.92], [0.1, 0.2, 0.3])
+    assert at_end["accuracy_without_circuit"] and not at_end["circuit_without_accuracy"]
+
+
+def test_claim2_verdicts():
+    flagged = {"recursive/second_hop": _tl([0.2, 0.5, 0.97], [0.1, 0.3, 0.4]),
+               "recursive/natural": _tl([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])}
+    assert C.judge_claim2(flagged).verdict == C.SUPPORTED
+    nothing = {"recursive/natural": _tl([0.0, 0.01], [0.0, 0.2])}
+    v = C.judge_claim2(nothing)
+    assert v.verdict == C.INCONCLUSIVE and "0 of 1" in v.reason
+    # causal families are shown but not judged (their lens rate is no circuit indicator)
+    decoder_only = {"decoder/second_hop": _tl([0.2, 0.5, 0.97], [0.1, 0.3, 0.4])}
+    assert C.judge_claim2(decoder_only).verdict == C.INCONCLUSIVE
+    coupled = {f"recursive/{k}": _tl([0.5, 0.95], [0.6, 0.95]) for k in ("a", "b")}
+    assert C.judge_claim2(coupled).verdict == C.NOT_SUPPORTED
+
+
+def _c1(fam, sim, lo, hi, a=0.95, b=0.97):
+    return {"family": fam, "similarity": sim, "ci_low": lo, "ci_high": hi,
+            "acc_grokked": a, "acc_control": b}
+
+
+def test_claim1_verdicts():
+    assert C.judge_claim1([_c1("decoder", 0.93, 0.85, 0.97)]).verdict == C.SUPPORTED
+    assert C.judge_claim1([_c1("decoder", 0.3, 0.1, 0.5)]).verdict == C.NOT_SUPPORTED
+    assert C.judge_claim1([_c1("decoder", 0.8, 0.7, 0.9)]).verdict == C.INCONCLUSIVE
+    # a model that does not compose ID queries makes its family ineligible
+    v = C.judge_claim1([_c1("decoder", 0.95, 0.9, 0.99, a=0.4)])
+    assert v.verdict == C.INCONCLUSIVE and "does not compose" in v.reason
+    # families disagree -> inconclusive
+    mixed = [_c1("decoder", 0.95, 0.9, 0.99), _c1("recursive", 0.3, 0.1, 0.5)]
+    assert C.judge_claim1(mixed).verdict == C.INCONCLUSIVE
+    # no comparison possible
+    none = {"family": "decoder", "similarity": None, "ci_low": None, "ci_high": None,
+            "acc_grokked": 0.0, "acc_control": 0.0, "error": "no query left"}
+    assert C.judge_claim1([none]).verdict == C.INCONCLUSIVE
+
+
+def _c3(run, iid, new, no, on, nn):
+    return {"run": run, "pretrained_iid": iid, "atomic_new": new, "new_old": no,
+            "old_new": on, "new_new": nn}
+
+
+def test_claim3_verdicts():
+    ok = [_c3("d/natural", 0.95, 1.0, 0.9, 0.02, 0.0), _c3("d/scratch", None, 1.0, 0.3, 0.0, 0.0)]
+    v = C.judge_claim3(ok)
+    assert v.verdict == C.SUPPORTED and v.details["eligible"] == ["d/natural"]
+    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.9, 0.6, 0.0)]).verdict == C.NOT_SUPPORTED
+    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.05, 0.0, 0.0)]).verdict == C.NOT_SUPPORTED
+    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.3, 0.2, 0.0)]).verdict == C.INCONCLUSIVE
+    # new facts not learned or model never composed: nothing to judge
+    assert C.judge_claim3([_c3("d/natural", 0.95, 0.5, 0.9, 0.0, 0.0)]).verdict == C.INCONCLUSIVE
+    assert C.judge_claim3([_c3("d/natural", 0.2, 1.0, 0.9, 0.0, 0.0)]).verdict == C.INCONCLUSIVE
+
+
+def test_claim4_verdicts_with_censoring():
+    row = lambda aug, nat, budget=10_000: {"family": "recursive", "aug_steps": aug,  # noqa: E731
+                                           "nat_steps": nat, "nat_budget": budget}
+    assert C.judge_claim4([row(1000, 8000)], 0.5).verdict == C.SUPPORTED
+    v = C.judge_claim4([row(1000, None)], 0.5)        # natural never: budget is a lower bound
+    assert v.verdict == C.SUPPORTED and ">= 10.0x" in v.reason
+    assert C.judge_claim4([row(1000, None, budget=3000)], 0.5).verdict == C.INCONCLUSIVE
+    assert C.judge_claim4([row(1000, 1500)], 0.5).verdict == C.NOT_SUPPORTED
+    assert C.judge_claim4([row(None, 1500)], 0.5).verdict == C.INCONCLUSIVE

@@ -1,0 +1,162 @@
+"""`groklab reproduce --scale micro` end to end: every stage's outputs, the report's tables and
+numbers against metrics.jsonl, a self-contained HTML, and resuming an interrupted study."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from groklab.cli import main
+from groklab.study import engine
+from groklab.study.pipeline import STAGES
+from groklab.study.scales import CONTROL, REGIMES
+from groklab.train.metrics import read_metrics
+
+pytestmark = pytest.mark.slow
+FAMILIES = ("decoder", "recursive")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("study") / "micro"
+    assert main(["reproduce", "--scale", "micro", "--out", str(out), "--jobs", "1"]) == 0
+    return out
+
+
+def _final(rows, key):
+    return next((r[key] for r in reversed(rows) if r.get(key) is not None), None)
+
+
+def _md_rows(md: str, caption: str) -> dict[str, list[str]]:
+    """Rows of the markdown table under ``caption``, keyed by their first cell."""
+    block = md.split(caption, 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_every_stage_produced_its_outputs(study):
+    for name in STAGES:
+        assert (study / "stages" / f"{name}.json").is_file(), name
+    for src in REGIMES + (CONTROL, "new_knowledge"):
+        assert (study / "data" / src / "manifest.json").is_file()
+    for fam in FAMILIES:
+        for src in REGIMES + (CONTROL,):
+            summary = json.loads((study / "runs/pretrain" / f"{fam}-{src}" / "summary.json").read_text())
+            assert summary["finished"] and summary["steps"] == 150
+            rows = read_metrics(study / "runs/pretrain" / f"{fam}-{src}" / "metrics.jsonl")
+            assert engine.bridge_key("test_inferred_ood") in rows[-1]
+        for src in REGIMES + ("scratch",):
+            run = study / "runs/finetune" / f"{fam}-{src}"
+            assert json.loads((run / "summary.json").read_text())["finished"]
+            assert "acc/atomic_new" in read_metrics(run / "metrics.jsonl")[-1]
+        c1 = json.loads((study / "analysis" / f"claim1-{fam}.json").read_text())
+        assert c1["similarity"] is not None or c1["error"]
+    for name in ("claim2", "claim3", "compute"):
+        assert (study / "analysis" / f"{name}.json").is_file()
+    for fig in ("curves-decoder", "curves-recursive", "transfer-decoder", "compute"):
+        assert (study / "figures" / f"{fig}.png").stat().st_size > 1000
+
+
+def test_report_has_each_claims_table_and_verdict(study):
+    md = (study / "report.md").read_text()
+    for caption in ("Claim 1 evidence", "Claim 2 evidence, decoder", "Claim 2 evidence, recursive",
+                    "Claim 3 evidence, decoder", "Claim 3 evidence, recursive", "Compute evidence"):
+        assert caption in md
+    assert md.count("**Verdict: ") == 4 and md.count("Rule: ") == 4
+    verdicts = json.loads((study / "report.json").read_text())["verdicts"]
+    assert len(verdicts) == 4
+    for v in verdicts:
+        assert v["verdict"] in ("supported", "not supported", "inconclusive at this scale")
+    assert "relations > out_degree" in md
+
+
+def test_html_is_self_contained(study):
+    html = (study / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+
+
+def test_report_numbers_match_metrics_jsonl(study):
+    """Recompute the report's numbers from the run directories, independently."""
+    md = (study / "report.md").read_text()
+    report = json.loads((study / "report.json").read_text())
+    fmt = lambda x: "—" if x is None else f"{x:.3f}"  # noqa: E731
+    for fam in FAMILIES:
+        table = _md_rows(md, f"Pretraining, {fam}: final evaluation of each run")
+        c2 = _md_rows(md, f"Claim 2 evidence, {fam}")
+        for src in REGIMES + (CONTROL,):
+            rows = read_metrics(study / "runs/pretrain" / f"{fam}-{src}" / "metrics.jsonl")
+            last = rows[-1]
+            want = [fmt(last["train_acc"]), fmt(last["acc/test_inferred_iid"]),
+                    fmt(last["acc/test_inferred_ood"])]
+            assert table[src][3:6] == want, (fam, src)
+            assert table[src][1] == f"{last['step']:,}"
+            assert report["pretrain"][f"{fam}/{src}"]["ood"] == last["acc/test_inferred_ood"]
+            if src in REGIMES:
+                ood = [r["acc/test_inferred_ood"] for r in rows]
+                bridge = [r[engine.bridge_key("test_inferred_ood")] for r in rows]
+                assert c2[src][5] == fmt(ood[-1]) and c2[src][6] == fmt(max(ood))
+                assert c2[src][7] == fmt(bridge[-1])
+        c3 = _md_rows(md, f"Claim 3 evidence, {fam}")
+        for src in REGIMES + ("scratch",):
+            rows = read_metrics(study / "runs/finetune" / f"{fam}-{src}" / "metrics.jsonl")
+            want = [fmt(_final(rows, f"acc/{k}")) for k in ("atomic_new", "new_old", "old_new", "new_new")]
+            assert c3[src][2:6] == want, (fam, src)
+        c1 = _md_rows(md, "Claim 1 evidence")[fam]
+        analysis = json.loads((study / "analysis" / f"claim1-{fam}.json").read_text())
+        for col, src in ((1, "natural"), (2, CONTROL)):
+            rows = read_metrics(study / "runs/pretrain" / f"{fam}-{src}" / "metrics.jsonl")
+            assert c1[col] == fmt(rows[-1]["acc/test_inferred_iid"])
+        assert c1[3] == fmt(analysis["similarity"])
+        comp = _md_rows(md, "Compute evidence")
+        for src in REGIMES:
+            rows = read_metrics(study / "runs/pretrain" / f"{fam}-{src}" / "metrics.jsonl")
+            hit = next((r["step"] for r in rows if r["acc/test_inferred_ood"] >= 0.5), None)
+            want = f"never (<= {rows[-1]['step']:,})" if hit is None else f"{hit:,}"
+            assert comp[f"{fam}/{src}"][5] == want
+
+
+def test_rerun_reuses_finished_runs_and_resumes_an_interrupted_one(tmp_path, capsys):
+    """Simulate a kill mid-run: cut one pretraining run back to an earlier checkpoint as a
+    killed run leaves it (unfinished summary, metrics up to that step); drop the later stage
+    markers. A rerun must resume that run to the same metrics and reuse all others."""
+    out = tmp_path / "study"
+    assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--jobs", "1",
+                 "--out", str(out)]) == 0
+    victim = out / "runs/pretrain/decoder-natural"
+    full = read_metrics(victim / "metrics.jsonl")
+    for p in (victim / "checkpoints").iterdir():
+        if int(p.name[5:13]) > 100:
+            p.unlink()
+    (victim / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in full if r["step"] <= 100))
+    summ = json.loads((victim / "summary.json").read_text())
+    (victim / "summary.json").write_text(json.dumps({**summ, "finished": False}))
+    for name in STAGES[1:]:
+        (out / "stages" / f"{name}.json").unlink()
+    other = out / "runs/pretrain/decoder-both_full/metrics.jsonl"
+    before = other.stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--jobs", "2",
+                 "--out", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert "1 run(s) to train (1 resumed from a checkpoint)" in log
+    assert "pretrain/decoder-both_full: reused" in log
+    assert "data: reused" in log
+    resumed = read_metrics(victim / "metrics.jsonl")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert strip(resumed) == strip(full)
+    assert other.stat().st_mtime_ns == before
+    assert (out / "report.html").is_file()
+
+
+def test_other_scale_in_same_dir_is_refused(study, capsys):
+    assert main(["reproduce", "--scale", "tiny", "--out", str(study)]) == 2
+    assert "different configuration" in capsys.readouterr().err
