@@ -5,7 +5,8 @@ AdamW) on the same batch of two-hop queries (h r1 r2 -> t) of the paper-scale gr
 (E=2000, R=200) and prints examples/s:
 
   groklab        groklab's decoder + training step (task vocabulary: 3 + E + R = 2203 tokens,
-                 input h r1 r2, loss at the answer position only)
+                 input h r1 r2, ``answer_forward``: last block, norm and unembedding at the
+                 answer position only; loss there)
   hf-reference   GPT2LMHeadModel as the references trained it: GPT-2's 50257 BPE rows plus 2206
                  task tokens, input "h r1 r2 t </a>", HF's own masked LM loss on t and </a>
   hf-task-vocab  GPT2LMHeadModel with groklab's vocabulary, input and loss (isolates the
@@ -32,7 +33,6 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from groklab.models import ModelConfig, build_model
-from groklab.models.layout import answer_logits
 from groklab.train.optim import build_optimizer
 
 E, R = 2000, 200
@@ -76,18 +76,18 @@ def groklab_step(layers: int, width: int, batch_size: int, device):
     cfg = ModelConfig(family="decoder", n_layers=layers, d_model=width, n_heads=max(1, width // 64),
                       max_len=4, dropout=0.0)
     model = build_model(cfg, TASK_VOCAB).to(device)
-    opt = build_optimizer(model, 1e-4, (0.9, 0.999), 1e-8, 0.1)
+    opt = build_optimizer(model, (0.9, 0.999), 1e-8, 0.1)
     ids, target = batch(batch_size, device)
     pos = torch.full((batch_size,), 2, device=device)
     params = list(model.parameters())
 
-    def step():
-        logits = answer_logits(model(ids), pos)
-        loss = model.loss(logits, target)
+    def step():  # as groklab.train.loop.Trainer.train_step
+        logits = model.answer_forward(ids, pos)
+        loss = model.loss(logits.float(), target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        opt.step(1e-4)
+        opt.zero_grad()
     return step, sum(p.numel() for p in params)
 
 

@@ -74,3 +74,15 @@ def test_cli_run_and_resume(micro_data, tmp_path, capsys):
     assert "already finished" in capsys.readouterr().err
     assert main([*args, "--quiet"]) == 2  # a used run directory needs --resume
     assert "--resume" in capsys.readouterr().err
+
+
+def test_errors_found_after_generation_still_leave_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--out", str(out), "--quiet", "--steps", "5",
+            "--set", "data.entities=30", "--set", "data.relations=5", "--set", "data.out_degree=5"]
+    assert main(args + ["--set", "data.phi=5"]) == 2  # above this graph's pool (< out_degree)
+    assert "data.phi=5.0 is invalid" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(args + ["--set", "data.phi=1", "--set", "train.stop_at=[new_old>=0.9]"]) == 2
+    assert "train.stop_at='new_old' is invalid" in capsys.readouterr().err
+    assert not out.exists()

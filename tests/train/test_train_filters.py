@@ -100,13 +100,37 @@ def test_no_weight_decay_on_norms_and_biases():
     assert no_decay_names and all(n.endswith("bias") or "ln" in n for n in no_decay_names)
     assert any(p is named["wte.weight"] for p in decay["params"])
     # behaviour: one step with zero gradients shrinks only the decayed weights
-    opt = build_optimizer(model, lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.5)
+    opt = build_optimizer(model, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.5)
     before = {n: p.detach().clone() for n, p in named.items()}
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
-    opt.step()
+    opt.step(0.1)
     for n, p in named.items():
         if n in no_decay_names:
             torch.testing.assert_close(p, before[n], rtol=0, atol=0)
         else:
             torch.testing.assert_close(p, before[n] * (1 - 0.1 * 0.5))
+
+
+def test_adamw_matches_torch_adamw():
+    torch.manual_seed(0)
+    a = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, max_len=4), 20)
+    b = build_model(ModelConfig(n_layers=1, d_model=16, n_heads=2, max_len=4), 20)
+    b.load_state_dict(a.state_dict())
+    init = a.wte.weight.detach().clone()
+    ours = build_optimizer(a, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.1)
+    ref = torch.optim.AdamW(param_groups(b, 0.1), lr=1e-3, betas=(0.9, 0.98), eps=1e-8)
+    ids = torch.randint(0, 20, (8, 3))
+    for step in range(1, 6):
+        lr = 1e-3 * step  # a changing learning rate, as under warmup
+        for model in (a, b):
+            model(ids).square().mean().backward()
+        for group in ref.param_groups:
+            group["lr"] = lr
+        ours.step(lr)
+        ref.step()
+        ours.zero_grad()
+        ref.zero_grad()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+    assert (a.wte.weight - init).abs().max() > 1e-3  # the updates were real

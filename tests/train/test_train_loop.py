@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -205,3 +204,31 @@ def test_other_families_and_options_train_and_resume(micro_data, tmp_path, model
         p.unlink()
     train_run(None, run, resume=True, quiet=True)
     assert _without_time(read_metrics(run / "metrics.jsonl")) == _without_time(rows)
+
+
+def test_early_stop_ends_the_run_and_is_final(micro_data, tmp_path, monkeypatch, capsys):
+    from groklab.train import metrics as mx
+    real = mx.plateaued
+    monkeypatch.setattr(mx, "plateaued", lambda rows, patience, delta: rows[-1]["step"] >= 40)
+    run = tmp_path / "run"
+    summary = train_run(micro_config(micro_data, train={"steps": 1000, "early_stop_patience": 100,
+                                                        "checkpoint_every": 1000}), run, quiet=True)
+    assert summary["stopped"] == "early_stop" and summary["steps"] == 40 and summary["finished"]
+    assert ck.checkpoint_steps(run) == [0, 40]  # the final state is always checkpointed
+    monkeypatch.setattr(mx, "plateaued", real)
+    train_run(None, run, resume=True, quiet=True)
+    assert "already finished at step 40 (early_stop)" in capsys.readouterr().err
+
+
+def test_resume_skips_a_corrupted_checkpoint_with_a_warning(micro_data, tmp_path):
+    run = tmp_path / "run"
+    cfg = micro_config(micro_data, model={"dropout": 0.1})
+    train_run(cfg, run, quiet=True)
+    rows = read_metrics(run / "metrics.jsonl")
+    (run / "summary.json").unlink()  # as if killed right after the last checkpoint
+    st, _ = ck.ckpt_paths(run, 60)
+    st.write_bytes(st.read_bytes()[:-100])  # truncated
+    with pytest.warns(ck.CheckpointWarning, match=r"step_00000060.*checksum"):
+        train_run(None, run, resume=True, quiet=True)
+    assert _without_time(read_metrics(run / "metrics.jsonl")) == _without_time(rows)  # redone from 40
+    ck.load_checkpoint(run, 60)  # rewritten, good again

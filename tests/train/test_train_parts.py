@@ -1,11 +1,9 @@
 """Batch sampling, metrics files, the run lock and checkpoint files (no pickle, checksums)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import pytest
 import torch

@@ -13,9 +13,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a decoder, looped or recursive transformer into a run directory",
-        description="Train a model from a preset or a YAML config into the run directory --out: "
-        "config.yaml, metrics.jsonl, summary.json, checkpoints/, plots/ (and data/ when the "
-        "dataset is generated). The config is validated before anything is written. "
+        description="Train a model from a preset or a YAML config into the run directory --out:\n"
+        "config.yaml, metrics.jsonl, summary.json, checkpoints/, plots/ (and data/ when the\n"
+        "dataset is generated). The config is validated before anything is written.\n"
         "Interrupt at any time (Ctrl-C saves a checkpoint) and continue with --resume.",
         epilog="examples:\n  groklab train --preset tiny --out runs/tiny\n"
         "  groklab train --preset tiny --out runs/tiny-wd1 --set optim.weight_decay=1.0\n"

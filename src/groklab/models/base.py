@@ -7,6 +7,7 @@ import torch
 from groklab.errors import bad_value
 from groklab.models.config import ModelConfig
 from groklab.models.hooks import HookedModel
+from groklab.models.layout import answer_logits
 from groklab.models.stablemax import softmax_cross_entropy, stablemax_cross_entropy
 
 
@@ -31,6 +32,14 @@ class GrokModel(HookedModel):
     def decode_residual(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm recomputed on ``resid`` + unembedding -> logits (..., V)."""
         raise NotImplementedError
+
+    def answer_forward(self, input_ids: torch.Tensor, answer_pos: torch.Tensor) -> torch.Tensor:
+        """Logits at each row's answer position only: (N, T) ids, (N,) positions -> (N, V).
+
+        Equals ``answer_logits(self(input_ids), answer_pos)``; families override it to skip
+        work that only other positions need (training and evaluation call this).
+        """
+        return answer_logits(self(input_ids), answer_pos)
 
     def loss(self, logits_at_answer: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean loss over rows of (N, V) answer logits: cross-entropy or stablemax CE."""

@@ -27,8 +27,15 @@ class ResidHooks(nn.Module):
         self.hook_resid_post = HookPoint()
 
 
+# On a CPU, attention over this few positions is faster as explicit matmuls than through the
+# fused F.scaled_dot_product_attention kernels (bf16 and many heads most of all); the task's
+# inputs have 2-4 positions. Elsewhere (CUDA, long inputs) the fused kernels are used.
+SHORT_SEQ_CPU = 16
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention via ``F.scaled_dot_product_attention``."""
+    """Multi-head self-attention (``F.scaled_dot_product_attention``, or explicit matmuls for
+    short inputs on a CPU)."""
 
     def __init__(self, cfg: ModelConfig, causal: bool, bias: bool = True):
         super().__init__()
@@ -39,10 +46,35 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).unbind(2)
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=self.causal,
-            dropout_p=self.dropout if self.training else 0.0)
+        y = self.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               visible: torch.Tensor | None = None) -> torch.Tensor:
+        """``softmax(q k^T / sqrt(dh)) v`` over (B, H, T, dh) tensors, masked to ``visible``
+        (bool, broadcastable to (B, H, Tq, Tk)) if given, else causal if the layer is."""
+        p = self.dropout if self.training else 0.0
+        if q.device.type == "cpu" and k.shape[-2] <= SHORT_SEQ_CPU:
+            if visible is None and self.causal:
+                visible = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+            att = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if visible is not None:
+                att = att.masked_fill(~visible, float("-inf"))
+            return F.dropout(att.softmax(-1), p, self.training) @ v
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, dropout_p=p,
+                                              is_causal=self.causal and visible is None)
+
+    def forward_at(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Causal attention output for one query position per row: (B, T, d), (B,) -> (B, d).
+
+        Keys and values come from every position ``<= pos``; equals ``forward(x)[rows, pos]``.
+        """
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, d // self.n_heads).unbind(2)
+        q = q[torch.arange(b, device=x.device), pos].unsqueeze(2)           # (B, H, 1, dh)
+        visible = torch.arange(t, device=x.device) <= pos.unsqueeze(1)      # (B, T)
+        y = self.attend(q, k.transpose(1, 2), v.transpose(1, 2), visible[:, None, None, :])
+        return self.proj(y.reshape(b, d))
 
 
 class GeluMLP(nn.Module):
@@ -111,6 +143,13 @@ class PreLNBlock(nn.Module):
         x = h.hook_resid_pre(x)
         x = h.hook_resid_mid(x + self.drop(self.attn(self.ln_1(x))))
         return h.hook_resid_post(x + self.drop(self.mlp(self.ln_2(x))))
+
+    def forward_at(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The block's output at one position per row, (B, T, d), (B,) -> (B, d), computing
+        only what that position needs (no hooks fire)."""
+        rows = torch.arange(x.shape[0], device=x.device)
+        x_at = x[rows, pos] + self.drop(self.attn.forward_at(self.ln_1(x), pos))
+        return x_at + self.drop(self.mlp(self.ln_2(x_at)))
 
 
 class PostNormBlock(nn.Module):

@@ -60,6 +60,19 @@ class Decoder(GrokModel):
         x = self.run_blocks(self.drop(x))
         return self.decode_residual(x)
 
+    def answer_forward(self, input_ids: torch.Tensor, answer_pos: torch.Tensor) -> torch.Tensor:
+        """Logits at the answer positions only. The last block runs its query, MLP, final norm
+        and unembedding at the answer position alone (causal attention: nothing later is needed);
+        with hooks attached, or for the looped family, the full forward is used instead."""
+        if self.cfg.family != "decoder" or self.hooks_attached():
+            return super().answer_forward(input_ids, answer_pos)
+        self._check_input(input_ids)
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        for block in self.blocks[:-1]:
+            x = block(x)
+        return self.decode_residual(self.blocks[-1].forward_at(x, answer_pos.to(x.device)))
+
     def decode_residual(self, resid: torch.Tensor) -> torch.Tensor:
         x = self.ln_final(resid)
         return F.linear(x, self.wte.weight) if self.lm_head is None else self.lm_head(x)

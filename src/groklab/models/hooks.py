@@ -78,6 +78,10 @@ class HookedModel(nn.Module):
             for hp, fn in reversed(attached):
                 hp._fns.remove(fn)
 
+    def hooks_attached(self) -> bool:
+        """True while any hook function is attached to one of the hook points."""
+        return any(hp._fns for hp in self.hook_points.values())
+
     def reset_hooks(self) -> None:
         """Remove every attached hook (e.g. after an exception outside ``hooks()``)."""
         for hp in self.hook_points.values():

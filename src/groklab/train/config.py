@@ -83,6 +83,8 @@ class TrainConfig:
     early_stop_patience: int = 0      # stop once no split improved for this many steps; 0 = off
     early_stop_delta: float = 0.005
     plots: bool = True
+    compile: bool = False             # torch.compile the step's forward + loss (pays off on long runs)
+    stop_at: list = field(default_factory=list)  # ["test_inferred_iid>=0.9", ...]: stop once all hold
 
     def validate(self) -> "TrainConfig":
         check_range("train.steps", self.steps, 1)
@@ -96,6 +98,7 @@ class TrainConfig:
         self.checkpoint_every = checkpoint_schedule(self.checkpoint_every)
         check_range("train.early_stop_patience", self.early_stop_patience, 0)
         check_range("train.early_stop_delta", self.early_stop_delta, 0)
+        self.stop_at = [f"{k}>={v:g}" for k, v in stop_targets(self.stop_at)]
         return self
 
 
@@ -197,6 +200,26 @@ def check_device(device: str) -> str:
     if not ok:
         raise bad_value("train.device", device, "auto | cpu | cuda | cuda:N")
     return device
+
+
+def stop_targets(value) -> list[tuple[str, float]]:
+    """Parse ``train.stop_at``: ``"NAME>=X"`` items (NAME a probe split or ``train_acc``,
+    0 <= X <= 1), a list of them or one string; returns ``[(NAME, X), ...]``."""
+    allowed = 'NAME>=X with NAME a probe split or train_acc and X in [0, 1], e.g. ["test_inferred_iid>=0.9"]'
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise bad_value("train.stop_at", value, allowed)
+    out = []
+    for item in items:
+        name, sep, num = str(item).partition(">=")
+        try:
+            x = float(num)
+        except ValueError:
+            x = None
+        if not sep or not name.strip().isidentifier() or x is None or not 0 <= x <= 1:
+            raise bad_value("train.stop_at", item, allowed)
+        out.append((name.strip(), x))
+    return out
 
 
 def checkpoint_schedule(value) -> list[list]:

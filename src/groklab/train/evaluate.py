@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from groklab.models import answer_logits, make_inputs
+from groklab.models import make_inputs
 
 
 @dataclass
@@ -48,7 +48,7 @@ def evaluate_batchables(model, probes: dict[str, Batchable], batch_size: int = 4
             ids = probe.input_ids[lo:lo + batch_size]
             tgt = probe.target[lo:lo + batch_size]
             with autocast() if autocast is not None else contextlib.nullcontext():
-                logits = answer_logits(model(ids), probe.answer_pos[lo:lo + batch_size]).float()
+                logits = model.answer_forward(ids, probe.answer_pos[lo:lo + batch_size]).float()
             correct += (logits.argmax(-1) == tgt).sum()
             loss_sum += model.loss(logits, tgt).double() * tgt.shape[0]
         sums.append(torch.stack([correct, loss_sum]))

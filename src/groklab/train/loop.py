@@ -27,22 +27,22 @@ from groklab.data import DataConfig, Dataset, load_dataset, make_dataset
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_text
 from groklab.models import build_model, describe
-from groklab.models.layout import answer_logits
 from groklab.train import checkpoints as ck
 from groklab.train import metrics as mx
 from groklab.train.batching import BatchSampler
-from groklab.train.config import RunConfig, prefix_errors, read_config
+from groklab.train.config import RunConfig, prefix_errors, read_config, stop_targets
 from groklab.train.ema import WeightEMA
 from groklab.train.evaluate import evaluate_batchables, to_batchable
 from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
-from groklab.train.optim import build_optimizer, lr_at, set_lr
+from groklab.train.optim import build_optimizer, lr_at
 
 CONFIG_NAME = "config.yaml"
 DATA_DIR = "data"
 # train fields that may change when a run is resumed (they do not change the trajectory)
 RESUMABLE_FIELDS = {"steps", "device", "threads", "eval_batch_size", "early_stop_patience",
-                    "early_stop_delta", "plots", "checkpoint_every"}
+                    "early_stop_delta", "plots", "checkpoint_every", "compile", "stop_at"}
+COMPILE_BACKEND = "inductor"  # torch.compile backend of train.compile (tests use "aot_eager")
 SHORT_NAMES = {"id_atomic": "id", "ood_atomic": "ood", "train_inferred": "inf",
                "test_inferred_iid": "iid", "test_inferred_ood": "ood2"}
 
@@ -100,14 +100,15 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
         try:
             atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
             dataset = external or prefix_errors("data.", lambda: _run_dataset(cfg, run_dir, quiet))
+            trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
         except GroklabError:
-            # e.g. a phi above what the generated graph allows: known only while generating.
-            # A run directory this call created is removed again, so a bad config leaves nothing.
+            # Known only once the data exists (a phi above what the generated graph allows, a
+            # stop_at split the dataset lacks): a run directory this call created is removed
+            # again, so a bad config leaves nothing behind.
             if created and not resume:
                 lock.release()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
         with trainer.threads():
             return trainer.run(resume)
 
@@ -130,7 +131,14 @@ def _resume_config(cfg: RunConfig | None, run_dir: Path) -> RunConfig:
         return stored
     cfg.validate()
     new, old = cfg.to_dict(), stored.to_dict()
-    for section in ("data", "model", "optim", "train"):
+    if old["data_path"] or new["data_path"]:  # an external dataset: its path identifies it
+        same = bool(old["data_path"] and new["data_path"]) and \
+            Path(new["data_path"]).resolve() == Path(old["data_path"]).resolve()
+        if not same:
+            raise GroklabError(f"data_path={new['data_path']!r} is invalid when resuming "
+                               f"(allowed: the run's {old['data_path']!r})")
+    sections = ("model", "optim", "train") if old["data_path"] else ("data", "model", "optim", "train")
+    for section in sections:
         for key, value in new[section].items():
             if section == "train" and key in RESUMABLE_FIELDS:
                 continue
@@ -139,9 +147,6 @@ def _resume_config(cfg: RunConfig | None, run_dir: Path) -> RunConfig:
                     f"{section}.{key}={value!r} is invalid when resuming (allowed: the run's "
                     f"{old[section].get(key)!r}; only train.{{{', '.join(sorted(RESUMABLE_FIELDS))}}} "
                     "may change)")
-    if new["data_path"] and old["data_path"] and Path(new["data_path"]).resolve() != Path(old["data_path"]):
-        raise GroklabError(f"data_path={new['data_path']!r} is invalid when resuming "
-                           f"(allowed: the run's {old['data_path']!r})")
     cfg.data_path, cfg.data, cfg.preset = stored.data_path, stored.data, stored.preset
     return cfg
 
@@ -152,6 +157,8 @@ def _finished(summary: dict | None, cfg: RunConfig) -> bool:
     if summary.get("stopped") == "early_stop" and cfg.train.early_stop_patience > 0:
         return True
     if summary.get("stopped") == "nonfinite":
+        return True
+    if summary.get("stopped") == "target" and cfg.train.stop_at:
         return True
     return summary.get("steps", 0) >= cfg.train.steps
 
@@ -188,12 +195,20 @@ class Trainer:
         self.model = build_model(cfg.model, dataset.vocab_size).to(device)
         self.ema = WeightEMA(self.model, o.ema_decay) if o.ema_decay > 0 else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = build_optimizer(self.model, o.lr, o.betas, o.eps, o.weight_decay)
+        self.opt = build_optimizer(self.model, o.betas, o.eps, o.weight_decay)
         self.filter = build_filter(o.grokfast, o.grokfast_alpha, o.grokfast_lamb, o.grokfast_window)
         answer_slot = self.model.answer_slot
         self.train_data = to_batchable(dataset.split("train"), answer_slot, device)
         self.probes = {n: to_batchable(dataset.split(n), answer_slot, device) for n in dataset.probe_names}
         self.sampler = BatchSampler(len(self.train_data), t.batch_size, t.seed, device)
+        self.stop_at = stop_targets(t.stop_at)
+        known = ["train_acc", *self.probes]
+        for name, _ in self.stop_at:
+            if name not in known:
+                raise GroklabError(f"train.stop_at={name!r} is invalid (allowed: {' | '.join(known)})")
+        self.forward_loss = self._forward_loss
+        if t.compile:
+            self.forward_loss = torch.compile(self._forward_loss, backend=COMPILE_BACKEND)
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)
         self.loss_count = 0
         self.step = 0
@@ -235,21 +250,24 @@ class Trainer:
         self.step += 1
         idx = self.sampler.next()
         batch = self.train_data
-        with self.autocast():
-            logits = answer_logits(self.model(batch.input_ids[idx]), batch.answer_pos[idx])
-        loss = self.model.loss(logits.float(), batch.target[idx])
+        loss = self.forward_loss(batch.input_ids[idx], batch.answer_pos[idx], batch.target[idx])
         loss.backward()
         if self.filter is not None:
             self.filter.apply(self.params)
         if o.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip, foreach=True)
-        set_lr(self.opt, self.lr(self.step))
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
+        self.opt.step(self.lr(self.step))
+        self.opt.zero_grad()
         if self.ema is not None:
             self.ema.update(self.model)
         self.loss_sum += loss.detach()
         self.loss_count += 1
+
+    def _forward_loss(self, input_ids, answer_pos, target) -> torch.Tensor:
+        """Loss of one batch: logits at the answer positions only (``answer_forward``)."""
+        with self.autocast():
+            logits = self.model.answer_forward(input_ids, answer_pos)
+        return self.model.loss(logits.float(), target)
 
     def lr(self, step: int) -> float:
         o = self.cfg.optim
@@ -292,10 +310,7 @@ class Trainer:
         tensors = ck.prefixed("model.", self.model.state_dict())
         if self.ema is not None:
             tensors.update(ck.prefixed("ema.", self.ema.model.state_dict()))
-        opt_state = self.opt.state_dict()["state"]
-        for i, st in opt_state.items():
-            for key, value in st.items():
-                tensors[f"optim.{i}.{key}"] = torch.as_tensor(value)
+        tensors.update(ck.prefixed("optim.", self.opt.state_tensors()))
         if self.filter is not None:
             tensors.update(ck.prefixed("grokfast.", self.filter.state_tensors()))
         sampler_tensors, sampler_meta = self.sampler.state()
@@ -305,21 +320,14 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["loss.sum"] = self.loss_sum
         meta = {"time": elapsed, "loss_count": self.loss_count, "sampler": sampler_meta,
-                "n_optim_params": len(self.params), "torch": torch.__version__}
+                "optim_steps": self.opt.steps, "torch": torch.__version__}
         ck.save_checkpoint(self.run_dir, self.step, tensors, meta)
 
     def restore(self, step: int, tensors: dict, meta: dict) -> None:
         self.model.load_state_dict(ck.unprefixed("model.", tensors))
         if self.ema is not None:
             self.ema.model.load_state_dict(ck.unprefixed("ema.", tensors))
-        state = self.opt.state_dict()
-        opt_state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, i, name = key.split(".", 2)
-                opt_state.setdefault(int(i), {})[name] = value
-        state["state"] = opt_state
-        self.opt.load_state_dict(state)
+        self.opt.load_state(ck.unprefixed("optim.", tensors), meta["optim_steps"])
         if self.filter is not None:
             self.filter.load_state({k: v.to(self.device) for k, v in ck.unprefixed("grokfast.", tensors).items()})
         self.sampler.load_state(ck.unprefixed("sampler.", tensors), meta["sampler"])
@@ -404,6 +412,9 @@ class Trainer:
         if last["loss"] is not None and not math.isfinite(last["loss"]):
             warnings.warn(f"training loss is {last['loss']} at step {self.step}; stopping", RuntimeWarning)
             return "nonfinite"
+        if self.stop_at and all((last.get(k if k == "train_acc" else f"acc/{k}") or 0) >= x
+                                for k, x in self.stop_at):
+            return "target"
         if mx.plateaued(self.rows, t.early_stop_patience, t.early_stop_delta):
             return "early_stop"
         if self.step >= t.steps:
