@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                    "is used; only train.steps/device/threads/eval_batch_size/early_stop_*/plots/"
                    "checkpoint_every may change); a finished run is left as it is")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages (for scripts)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write every metrics row as TensorBoard scalars into RUN/tensorboard "
+                        "(needs the extra: pip install 'groklab[tensorboard]')")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override any config field, e.g. --set optim.lr=1e-3 --set "
                    "train.eval_every=200 --set data.phi=7.2 (repeatable)")
@@ -87,7 +90,12 @@ def run(args) -> int:
         if not source:
             raise GroklabError("--preset or --config is required (or --resume an existing --out)")
         cfg = load_config(source, overrides)
-    summary = train_run(cfg, args.out, resume=args.resume, quiet=args.quiet)
+    callbacks = []
+    if args.tensorboard:
+        from groklab.export.tensorboard import TensorBoardCallback
+
+        callbacks.append(TensorBoardCallback(args.out))  # last: records what others add
+    summary = train_run(cfg, args.out, resume=args.resume, quiet=args.quiet, callbacks=callbacks)
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
