@@ -22,8 +22,10 @@ The peak is the best FLOP/s of square float32 (and bf16) matmuls measured in the
 one step, counted by torch's FlopCounterMode) x steps/s / peak of the row's precision. On a CPU
 times are this thread's CPU time (one torch thread runs every op on the calling thread, so
 waiting for a core that other jobs share is not counted); the rows of a shape are timed in
-round-robin windows and each row's speed is its best window (the median is printed too). ``--paper`` adds paper-scale steps/s of the ``paper`` (8 x 768 decoder) and
-``paper_recursive`` (TRM) presets at batch 512 (meant for a GPU; slow on a CPU).
+round-robin windows and each row's speed is its best window (the median is printed too).
+``--paper`` adds paper-scale steps/s of the ``paper`` (8 x 768 decoder) and ``paper_recursive``
+(TRM) presets at batch 512 (meant for a GPU; slow on a CPU), with ``--compile`` also compiled
+(``train.compile``: on CUDA the forward + backward replay as CUDA graphs).
 
 Usage: python bench/bench_throughput.py [--quick] [--shapes 2x128,4x256,8x768] [--batch 256]
        [--seconds 4] [--threads 1] [--device cpu|cuda] [--rows ...] [--compile] [--paper]
@@ -213,16 +215,20 @@ def clock(device: torch.device) -> float:
     return time.thread_time()
 
 
-def prepare(step, device: torch.device, warmup: int = 2) -> dict:
-    """Warm a step up (compilation, allocator) and count the matmul FLOPs of one step."""
+def prepare(step, device: torch.device, warmup: int = 2, flops: int | None = None) -> dict:
+    """Warm a step up (compilation, allocator) and count the matmul FLOPs of one step, unless
+    ``flops`` is given (a compiled step: FlopCounterMode would make torch.compile recompile and
+    leave CUDA graphs, so it takes the count of the same step uncompiled)."""
     t0 = time.perf_counter()
     for _ in range(warmup):
         step()
     sync(device)
     per_step = (time.perf_counter() - t0) / warmup
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return {"flops_per_step": counter.get_total_flops(), "warmup_s": per_step * warmup,
+    if flops is None:
+        with FlopCounterMode(display=False) as counter:
+            step()
+        flops = counter.get_total_flops()
+    return {"flops_per_step": flops, "warmup_s": per_step * warmup,
             "window": max(1, min(20, int(0.4 / max(per_step, 1e-4)))), "times": []}
 
 
@@ -308,8 +314,11 @@ def main(argv=None) -> int:
         steps, preps, info = {}, {}, {}
         for row in rows:
             build = hf_row if row.startswith("hf-") else groklab_row
+            if row == "groklab-compile":
+                torch._dynamo.reset()  # a fresh compile per shape (no recompile limit reached)
             steps[row], n_params, precision = build(row, layers, width, args.batch, device, dataset)
-            preps[row] = prepare(steps[row], device)
+            flops = preps["groklab"]["flops_per_step"] if row == "groklab-compile" and "groklab" in preps else None
+            preps[row] = prepare(steps[row], device, flops=flops)
             info[row] = (n_params, precision)
         measure_interleaved(steps, preps, device, args.seconds, args.min_steps)
         del steps
@@ -335,16 +344,19 @@ def main(argv=None) -> int:
         results += shape_rows
     if args.paper:
         print("# paper-scale presets, batch 512, their own recipe (amp auto = bf16 on CUDA)")
-        for preset in ("paper", "paper_recursive"):
-            step, n_params, precision = paper_row(preset, 512, device, cache, args.compile)
-            m = prepare(step, device)
+        for preset, compiled in [(p, c) for p in ("paper", "paper_recursive")
+                                 for c in ((False, True) if args.compile else (False,))]:
+            if compiled:
+                torch._dynamo.reset()
+            step, n_params, precision = paper_row(preset, 512, device, cache, compiled)
+            m = prepare(step, device, flops=results[-1]["flops_per_step"] if compiled else None)
             measure_interleaved({preset: step}, {preset: m}, device, args.seconds, args.min_steps)
             del step
-            m.update(shape=preset, row=preset, params=n_params, precision=precision,
-                     examples_per_s=m["steps_per_s"] * 512,
+            m.update(shape=preset, row=preset + ("-compile" if compiled else ""), params=n_params,
+                     precision=precision, examples_per_s=m["steps_per_s"] * 512,
                      fraction_of_peak=m["steps_per_s"] * m["flops_per_step"] / peaks[precision])
             results.append(m)
-            print(f"{preset:>16} {precision}{' compiled' if args.compile else ''}: {n_params:,} params, "
+            print(f"{preset:>16} {precision}{' compiled' if compiled else ''}: {n_params:,} params, "
                   f"{m['steps_per_s']:.2f} steps/s (median {m['steps_per_s_median']:.2f}), "
                   f"{m['flops_per_step'] / 1e9:.1f} GFLOP/step, {100 * m['fraction_of_peak']:.1f}% of "
                   f"{precision} peak (compile/warm-up {m['warmup_s']:.0f} s, untimed)", flush=True)

@@ -89,6 +89,31 @@ def test_answer_forward_runs_the_full_model_while_hooks_are_attached():
     assert not torch.allclose(model.answer_forward(ids, pos), patched)
 
 
+@pytest.mark.parametrize("family", [
+    dict(family="decoder", dropout=0.0), dict(family="looped", n_loops=2),
+    dict(family="recursive", mixer="attn", h_cycles=2, l_cycles=1)])
+def test_short_input_attention_equals_the_fused_kernel(family, monkeypatch):
+    """Explicit-matmul attention (CPU, inputs of <= SHORT_SEQ_CPU positions) vs the fused kernel."""
+    from groklab.models import blocks
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**{"n_layers": 2, "d_model": 32, "n_heads": 4, "max_len": 4,
+                                       **family}), VOCAB)
+    ids = torch.randint(3, VOCAB, (6, 4), generator=torch.Generator().manual_seed(3))
+    pos = torch.tensor([3, 1, 2, 0, 3, 2])
+
+    def run():
+        model.zero_grad()
+        out = model(ids), model.answer_forward(ids, pos)
+        (out[0].square().mean() + out[1].square().mean()).backward()
+        return [o.detach() for o in out], [p.grad.clone() for p in model.parameters()]
+
+    short = run()
+    monkeypatch.setattr(blocks, "SHORT_SEQ_CPU", 0)  # every input through the fused kernel
+    fused = run()
+    for a, b in zip(short[0] + short[1], fused[0] + fused[1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- GPU path, on CPU
 
 class _NoHostSync:
@@ -210,6 +235,23 @@ def test_inductor_compiled_step_matches_the_eager_step(speed_data):
     comp_losses, comp_params = _steps_with_compile(speed_data, True)
     assert comp_losses == pytest.approx(eager_losses, rel=1e-4)
     for a, b in zip(comp_params, eager_params):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_compiled_step_matches_the_eager_step(speed_data):
+    """On CUDA, train.compile replays forward + backward as CUDA graphs (mode reduce-overhead)."""
+    torch._dynamo.reset()
+    runs = {}
+    for compile_ in (False, True):
+        tr = make_trainer(speed_data, "cuda", train={"compile": compile_, "device": "cuda"})
+        tr.model.train()
+        for _ in range(6):
+            tr.train_step()
+        runs[compile_] = (float(tr.loss_sum), [p.detach().clone() for p in tr.model.parameters()])
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-4)
+    for a, b in zip(runs[True][1], runs[False][1]):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
 
