@@ -5,8 +5,9 @@ fresh start (a new ``groklab train`` process: imports, data generation, training
 ``test_inferred_iid >= 0.9`` (``train.stop_at``), one thread; against the prototype recipe
 of study.md section 7 (2 x 128, 4 heads, GPT-2 init 0.02, lr 1e-3 constant, float32, evaluation
 every 100), run the same way in the same invocation (same data, same seed; the prototype runs
-on today's code, so the ratio is the recipe's share of the speed-up only). Then the evaluation (+ logit-lens analysis) share of a run's wall time at the
-preset's evaluation interval, measured in-process by timing ``Trainer.evaluate_row``.
+on today's code, so the ratio is the recipe's share of the speed-up only). Then the evaluation
+(+ logit-lens analysis) share of a run's wall time at the preset's evaluation interval, measured
+in-process by timing ``Trainer.evaluate_row`` (callbacks included).
 ``--ablate`` adds one run per lever of the preset, each with that lever reverted.
 
 ``--target phi72`` (target 2): phi = 7.2 on the tiny graph, the tiny decoder at GPT-2 init,
@@ -46,6 +47,7 @@ except ModuleNotFoundError:  # run from a checkout without installing
 from groklab.data import load_dataset, make_dataset
 from groklab.train import load_config, train_run
 from groklab.train import loop as train_loop
+from groklab.train import metrics as mx
 
 TARGET = "test_inferred_iid>=0.9"
 # The prototype of study.md section 7 (the tiny preset before issue 7): 2 x 128, 4 heads,
@@ -60,9 +62,9 @@ LEVERS = {"init_std 0.1": ["model.init_std=0.02"], "8 heads": ["model.n_heads=4"
 OPT_IN = {"tiny preset + bf16 autocast": ["train.amp=bf16"]}
 
 # Target 2: the tiny decoder at GPT-2 init; recipes differ only in the optimizer.
-PHI72_BASE = ["data.phi=7.2", "model.d_model=128", "model.init_std=0.02", "model.n_heads=4", "train.batch_size=512",
-              "train.amp=bf16", "train.early_stop_patience=0", "train.checkpoint_every=1000000",
-              "train.plots=false"]
+PHI72_BASE = ["data.phi=7.2", "model.d_model=128", "model.init_std=0.02", "model.n_heads=4",
+              "train.batch_size=512", "train.amp=bf16", "train.early_stop_patience=0",
+              "train.checkpoint_every=1000000", "train.plots=false"]
 WANG = ["optim.lr=1e-4", "optim.weight_decay=0.1", "optim.betas=[0.9,0.999]",
         "optim.warmup_steps=2000", "optim.schedule=constant", "optim.grad_clip=1.0"]
 PHI72_RECIPES = {  # key: (name, overrides)
@@ -88,7 +90,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, python {platform.python_version()}"
+    return (f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+            f"python {platform.python_version()}")
 
 
 def fmt_steps(step, budget) -> str:
@@ -143,10 +146,13 @@ def eval_share(work: Path, lens: bool) -> dict:
     train_loop.Trainer.evaluate_row = evaluate_row
     try:
         t0 = time.perf_counter()
-        summary = train_run(cfg, run, quiet=True)
+        summary = train_run(cfg, run, quiet=True, callbacks=callbacks)
         wall = time.perf_counter() - t0
     finally:
         train_loop.Trainer.evaluate_row = original
+    rows = mx.read_metrics(run / mx.METRICS_NAME)
+    if lens and not any(k.startswith("lens/") for k in rows[-1]):
+        raise RuntimeError("the lens callback added no columns")
     return {"lens": lens, "eval_every": cfg.train.eval_every, "evals": timed["n"],
             "eval_s": timed["eval"], "wall": wall, "train_time": summary["wall_time"],
             "share": timed["eval"] / summary["wall_time"], "steps": summary["steps"]}
@@ -173,8 +179,7 @@ def bench_tiny(work: Path, quick: bool, ablate: bool) -> dict:
               f"{r['cpu']:>13.1f} {r['stopped']:<10}", flush=True)
     tuned, base = rows["tiny preset"], rows.get("prototype recipe (baseline)")
     if base is None:
-        print(f"(--quick: no baseline run) tiny preset fresh start -> {TARGET}: {tuned['wall']:.1f} s "
-              f"wall, {tuned['cpu']:.1f} s CPU")
+        print("(--quick: no prototype baseline run)")
     elif tuned["first_step"] is not None:
         bound = "" if base["first_step"] is not None else ">= "
         base_steps = base["first_step"] or base["steps"]
@@ -185,7 +190,7 @@ def bench_tiny(work: Path, quick: bool, ablate: bool) -> dict:
     print(f"tiny preset fresh start -> {TARGET}: {tuned['wall']:.1f} s wall, {tuned['cpu']:.1f} s CPU "
           f"(target <= 60 s: {'met' if tuned['wall'] <= 60 else 'missed'} on wall time; the CPU time is "
           f"what an otherwise idle core needs)")
-    print(f"\n## target 5: evaluation (+ logit-lens analysis) share of a tiny-preset run")
+    print("\n## target 5: evaluation (+ logit-lens analysis) share of a tiny-preset run")
     shares = []
     for lens in (False, True):
         s = eval_share(work, lens)
@@ -210,7 +215,8 @@ def bench_phi72(work: Path, quick: bool, seeds: list[int], recipes: list[str],
     print(f"\n## target 2: phi=7.2 on the tiny graph ({dataset.manifest['counts']['train']:,} training "
           f"items), 2x128 decoder at GPT-2 init, batch 512, bf16 autocast, one thread; "
           f"budget {budget} steps, eval every {eval_every}")
-    print(f"{'recipe':<50} {'seed':>4} {'train>=.99':>10} {'ID>=.9':>8} {'ID s':>7} {'run s':>7} {'final ID':>8}")
+    print(f"{'recipe':<50} {'seed':>4} {'train>=.99':>10} {'ID>=.9':>8} {'ID s':>7} {'run s':>7} "
+          f"{'final ID':>8}")
     results = []
     for key in recipes:
         name, sets = PHI72_RECIPES[key]
@@ -224,12 +230,12 @@ def bench_phi72(work: Path, quick: bool, seeds: list[int], recipes: list[str],
             t0 = time.perf_counter()
             s = train_run(cfg, run, quiet=True)
             wall = time.perf_counter() - t0
-            r = {"recipe": name, "seed": seed, "budget": budget, "wall": wall,
+            r = {"recipe": name, "seed": seed, "budget": budget, "wall": wall, "steps": s["steps"],
                  "train_fit": s["first_step"]["train_acc>=0.99"], "id_step": s["first_step"][TARGET],
                  "id_time": s["first_time"][TARGET], "final_id": s["final"]["acc/test_inferred_iid"]}
             results.append(r)
             id_s = f"{r['id_time']:.0f}" if r["id_time"] is not None else "-"
-            print(f"{name:<50} {seed:>4} {fmt_steps(r['train_fit'], budget):>10} "
+            print(f"{name:<50} {seed:>4} {fmt_steps(r['train_fit'], r['steps']):>10} "
                   f"{fmt_steps(r['id_step'], budget):>8} {id_s:>7} {wall:>7.0f} {r['final_id']:>8.3f}",
                   flush=True)
     std = [r for r in results if r["recipe"] == "standard (Wang)"]

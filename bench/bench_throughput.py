@@ -317,7 +317,8 @@ def main(argv=None) -> int:
             if row == "groklab-compile":
                 torch._dynamo.reset()  # a fresh compile per shape (no recompile limit reached)
             steps[row], n_params, precision = build(row, layers, width, args.batch, device, dataset)
-            flops = preps["groklab"]["flops_per_step"] if row == "groklab-compile" and "groklab" in preps else None
+            same = preps.get("groklab") if row == "groklab-compile" else None  # same FLOPs, uncompiled
+            flops = same["flops_per_step"] if same else None
             preps[row] = prepare(steps[row], device, flops=flops)
             info[row] = (n_params, precision)
         measure_interleaved(steps, preps, device, args.seconds, args.min_steps)

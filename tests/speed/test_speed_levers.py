@@ -175,8 +175,10 @@ class _MatmulDtypes(TorchDispatchMode):
         self.dtypes = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm):
-            self.dtypes.add(args[-1].dtype if func.overloadpacket is not torch.ops.aten.addmm else args[1].dtype)
+        if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.bmm):
+            self.dtypes.add(args[0].dtype)
+        elif func.overloadpacket is torch.ops.aten.addmm:  # (bias, input, weight)
+            self.dtypes.add(args[1].dtype)
         return func(*args, **(kwargs or {}))
 
 
