@@ -32,9 +32,8 @@ demo: $(STAMP)
 test: $(STAMP_EXTRAS)
 	$(BIN)/python -m pytest -q tests
 
-bench: $(STAMP)
-	$(BIN)/python bench/bench_data.py
-	$(BIN)/python bench/bench_tracing.py
+bench: $(STAMP_EXTRAS)
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf runs build src/*.egg-info

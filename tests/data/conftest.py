@@ -19,3 +19,13 @@ def regime_sets(tmp_path_factory):
 def tiny(tmp_path_factory):
     from groklab.data import data_config
     return make_dataset(data_config("tiny"), tmp_path_factory.mktemp("tiny") / "ds")
+
+
+@pytest.fixture
+def custom_set(tmp_path):
+    """Builder of SMALL datasets with regime custom: custom_set(r1, k1, r2, k2), None = unset."""
+    def build(r1=None, k1=None, r2=None, k2=None):
+        cfg = DataConfig(**{**SMALL.to_dict(), "regime": "custom", "hop1_ratio": r1, "hop1_k": k1,
+                            "hop2_ratio": r2, "hop2_k": k2})
+        return make_dataset(cfg, tmp_path / f"custom-{len(list(tmp_path.iterdir()))}")
+    return build

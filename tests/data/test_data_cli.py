@@ -75,3 +75,33 @@ def test_subprocess_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("groklab: error: phi=25.0 is invalid (allowed: [0, 18.91")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["data.regime=custom", "data.hop1_ratio=1.5"], "data.hop1_ratio=1.5 is invalid (allowed: [0.0, 1.0])"),
+    (["data.regime=custom", "data.hop2_k=-1"], "data.hop2_k=-1 is invalid (allowed: [0, inf])"),
+    (["data.regime=both_half", "data.hop1_k=9"], "data.hop1_k=9 is invalid (allowed: unset (null) with regime both_half"),
+])
+def test_bad_exposure_set_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, sets, message):
+    # `train --set` reaches the same DataConfig checks as `data make --hop1-ratio ...`
+    argv = ["train", "--preset", "tiny", "--out", str(tmp_path / "run")]
+    assert main(argv + [a for s in sets for a in ("--set", s)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("groklab: error: " + message) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_make_custom_exposure_from_the_command_line(tmp_path, capsys):
+    """`data make --regime custom --hop1-ratio R`: R of U1 exposed (k 18), nothing for hop 2."""
+    out = tmp_path / "custom"
+    assert main(["data", "make", "--preset", "tiny", "--regime", "custom", "--hop1-ratio", "0.5",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["data", "stats", str(out), "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)["stats"]
+    assert st["hop1_exposed_facts"] == round(0.5 * st["u1_facts"]) > 0
+    assert (st["hop1_ratio"], st["hop1_k"], st["hop2_ratio"], st["added_hop2"]) == (0.5, 18, 0.0, 0)
+    bad = tmp_path / "bad"
+    assert main(["data", "make", "--regime", "both_half", "--hop1-k", "3", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "hop1_k=3 is invalid" in err and len(err.strip().splitlines()) == 1 and not bad.exists()

@@ -229,6 +229,23 @@ def test_compiled_step_matches_the_eager_step(speed_data, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_many_compiled_trainers_in_one_process_all_compile(speed_data, monkeypatch):
+    """Sequential runs in one process (a sweep's local trials, a study) each compile their step:
+    without a reset, dynamo's recompile limit (8) silently sends the later ones back to eager."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(loop, "COMPILE_BACKEND", "aot_eager")
+    limit = torch._dynamo.config.recompile_limit
+    compiled = []
+    for i in range(limit + 2):  # a different width each time, as in a sweep: a new graph each
+        tr = make_trainer(speed_data, train={"compile": True}, model={"d_model": 16 + 4 * i})
+        tr.model.train()
+        before = counters["stats"]["unique_graphs"]
+        tr.train_step()
+        compiled.append(counters["stats"]["unique_graphs"] - before)
+    assert all(n >= 1 for n in compiled), compiled
+
+
 @pytest.mark.slow
 def test_inductor_compiled_step_matches_the_eager_step(speed_data):
     """The real compiler (inductor; ~1 min of C++ compilation on a 2-core CPU)."""

@@ -89,3 +89,19 @@ def test_claim4_verdicts_with_censoring():
     assert C.judge_claim4([row(1000, None, budget=3000)], 0.5).verdict == C.INCONCLUSIVE
     assert C.judge_claim4([row(1000, 1500)], 0.5).verdict == C.NOT_SUPPORTED
     assert C.judge_claim4([row(None, 1500)], 0.5).verdict == C.INCONCLUSIVE
+
+
+def test_accuracy_without_circuit_needs_a_lens_that_sees_the_bridge_on_id_queries():
+    """OOD solved with a low OOD bridge rate counts only where the lens finds b on ID queries."""
+    steps = [0, 100, 200]
+    seeing = C.timeline(steps, [1.0] * 3, [0.2, 0.95, 0.97], [0.1, 0.2, 0.2], [0.1, 0.6, 0.7])
+    assert seeing["accuracy_without_circuit"] and not seeing["lens_blind"]
+    blind = C.timeline(steps, [1.0] * 3, [0.2, 0.95, 0.97], [0.1, 0.2, 0.2], [0.1, 0.18, 0.19])
+    assert not blind["accuracy_without_circuit"] and blind["lens_blind"]
+    assert blind["max_bridge_id"] == 0.19
+    v = C.judge_claim2({"recursive/both_full": blind,
+                        "recursive/natural": _tl([0.0, 0.0, 0.01], [0.1, 0.2, 0.2])})
+    assert v.verdict == C.INCONCLUSIVE
+    assert "lens blind in recursive/both_full" in v.reason and "at most 0.19 of ID" in v.reason
+    assert v.details["lens_blind"] == ["recursive/both_full"]
+    assert C.judge_claim2({"recursive/both_full": seeing}).verdict == C.SUPPORTED

@@ -26,6 +26,15 @@ def test_dry_run_lists_trials_and_writes_nothing(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_dry_run_of_the_exposure_map(tmp_path):
+    proc = _cli(MICRO.parent / "exposure.yaml", "--out", tmp_path / "s", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "exposure: 18 trials (base tiny_recursive)" and len(lines) == 19
+    assert "data.hop1_ratio=0.5, data.hop2_ratio=1.0, train.seed=1" in lines[12]
+    assert not (tmp_path / "s").exists()
+
+
 def test_bad_input_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: tiny\ngrid: {train.seed: [0, 1]}\nrandom: {samples: 2, params: {optim.lr: {uniform: [1, 0]}}}\n")

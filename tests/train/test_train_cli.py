@@ -86,3 +86,14 @@ def test_errors_found_after_generation_still_leave_nothing(tmp_path, capsys):
     assert main(args + ["--set", "data.phi=1", "--set", "train.stop_at=[new_old>=0.9]"]) == 2
     assert "train.stop_at='new_old' is invalid" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_resume_help_lists_every_resumable_field():
+    """--resume's help names exactly the fields a resumed run may change."""
+    import re
+
+    from groklab.commands.train import RESUMABLE_HELP
+    from groklab.train.loop import RESUMABLE_FIELDS
+
+    listed = set(re.findall(r"[a-z_]+", RESUMABLE_HELP.split("{", 1)[1]))
+    assert listed == set(RESUMABLE_FIELDS)

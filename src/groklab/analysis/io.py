@@ -17,17 +17,9 @@ import groklab
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_write_json
 from groklab.train import load_model, load_run
+from groklab.train.runs import parse_run_spec  # noqa: F401  (RUN[@STEP], re-exported here)
 
 ANALYSIS_DIR = "analysis"
-_SPEC = re.compile(r"^(?P<path>.+?)@(?P<step>\d+)$")
-
-
-def parse_run_spec(spec: str) -> tuple[Path, int | None]:
-    """``"runs/a@2000"`` -> (Path("runs/a"), 2000); ``"runs/a"`` -> (Path("runs/a"), None)."""
-    m = _SPEC.match(str(spec))
-    if m and not Path(spec).exists():
-        return Path(m["path"]), int(m["step"])
-    return Path(spec), None
 
 
 def resolve_device(name: str) -> torch.device:

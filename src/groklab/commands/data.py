@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from groklab.data import (DATA_PRESETS, REGIMES, TASKS, data_config, dataset_stats, export_reference,
+from groklab.data import (DATA_PRESETS, REGIME_NAMES, TASKS, data_config, dataset_stats, export_reference,
                           format_stats, import_reference, inject_dataset, load_dataset,
                           make_dataset, parse_phi)
 from groklab.data.formats import FORMATS
@@ -29,7 +29,9 @@ def _make(args) -> int:
     cfg = data_config(args.preset, task=args.task, entities=args.entities, relations=args.relations,
                       out_degree=args.out_degree, ood_ratio=args.ood_ratio, phi=args.phi,
                       regime=args.regime, seed=args.seed, values=args.values,
-                      id_test_ratio=args.id_test_ratio, probe_cap=args.probe_cap)
+                      id_test_ratio=args.id_test_ratio, probe_cap=args.probe_cap,
+                      hop1_ratio=args.hop1_ratio, hop1_k=args.hop1_k, hop2_ratio=args.hop2_ratio,
+                      hop2_k=args.hop2_k)
     t0 = time.perf_counter()
     ds = make_dataset(cfg, args.out, force=args.force)
     print(_summary(ds, time.perf_counter() - t0))
@@ -77,9 +79,17 @@ def register(subparsers) -> None:
                         "paper = 2000 / 200; out_degree 20, OOD ratio 0.05, phi 18 (default: tiny)")
     m.add_argument("--task", choices=TASKS, help="composition (two-hop queries, default) or "
                    "comparison (attribute comparisons, see docs/data.md)")
-    m.add_argument("--regime", choices=list(REGIMES),
+    m.add_argument("--regime", choices=list(REGIME_NAMES),
                    help="augmentation regime: which OOD facts are exposed in training "
-                        "compositions (default natural = none)")
+                        "compositions (default natural = none; custom = the four --hop* options)")
+    m.add_argument("--hop1-ratio", type=float, help="regime custom: fraction of the OOD facts "
+                   "used as hop 1 by OOD test queries that are exposed, in [0, 1] (default 0)")
+    m.add_argument("--hop1-k", type=int, help="regime custom: training compositions added per "
+                   "exposed hop-1 fact, >= 0 (default 18)")
+    m.add_argument("--hop2-ratio", type=float, help="regime custom: the same for hop 2, in [0, 1] "
+                   "(default 0)")
+    m.add_argument("--hop2-k", type=int, help="regime custom: compositions per exposed hop-2 "
+                   "fact, >= 0 (default 18)")
     m.add_argument("--phi", type=_phi, help="train inferred / ID atomic facts (a number, or "
                    "'max' = the whole pool: the fully supervised control); default 18")
     m.add_argument("--entities", type=int, help="number of entities (>= 2)")

@@ -8,6 +8,11 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
+# what --resume may change: groklab.train.loop.RESUMABLE_FIELDS (not imported here: the CLI stays
+# fast to start without torch; tests/train/test_train_cli.py checks the two agree)
+RESUMABLE_HELP = ("train.{steps, device, threads, eval_batch_size, early_stop_patience, "
+                  "early_stop_delta, plots, checkpoint_every, compile, stop_at}")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -19,7 +24,8 @@ def register(subparsers) -> None:
         "Interrupt at any time (Ctrl-C saves a checkpoint) and continue with --resume.",
         epilog="examples:\n  groklab train --preset tiny --out runs/tiny\n"
         "  groklab train --preset tiny --out runs/tiny-wd1 --set optim.weight_decay=1.0\n"
-        "  groklab train --out runs/tiny --resume --steps 20000",
+        "  groklab train --out runs/tiny --resume --steps 20000\n"
+        "  groklab train --preset tiny --out runs/tiny-ft --init-from runs/tiny@2000 --data DIR",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group()
@@ -39,8 +45,11 @@ def register(subparsers) -> None:
                    help="override train.seed (model init and batch order; the dataset keeps data.seed)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its latest good checkpoint (its config.yaml "
-                   "is used; only train.steps/device/threads/eval_batch_size/early_stop_*/plots/"
-                   "checkpoint_every may change); a finished run is left as it is")
+                   "is used; only " + RESUMABLE_HELP + " may change); a finished run is left as it is")
+    p.add_argument("--init-from", metavar="RUN[@STEP]", dest="init_from",
+                   help="fine-tune: start a new run from RUN's weights at checkpoint STEP (default: "
+                   "its newest good one; EMA weights when kept) with a fresh optimizer; same "
+                   "model shapes and vocabulary required")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages (for scripts)")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write every metrics row as TensorBoard scalars into RUN/tensorboard "
@@ -95,7 +104,11 @@ def run(args) -> int:
         from groklab.export.tensorboard import TensorBoardCallback
 
         callbacks.append(TensorBoardCallback(args.out))  # last: records what others add
-    summary = train_run(cfg, args.out, resume=args.resume, quiet=args.quiet, callbacks=callbacks)
+    if args.init_from and args.resume:
+        raise GroklabError("--init-from is only for a new run (--resume continues from the run's "
+                           "own checkpoints)")
+    summary = train_run(cfg, args.out, resume=args.resume, quiet=args.quiet, callbacks=callbacks,
+                        init_from=args.init_from)
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:

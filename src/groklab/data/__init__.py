@@ -5,7 +5,8 @@ See docs/architecture.md section 1 for the directory format and docs/data.md for
 
 from groklab.data import flags
 from groklab.data.comparison import build_comparison
-from groklab.data.config import DATA_PRESETS, REGIMES, TASKS, DataConfig, data_config, parse_phi
+from groklab.data.config import (CUSTOM, DATA_PRESETS, EXPOSURE_FIELDS, REGIME_NAMES, REGIMES,
+                                 TASKS, DataConfig, data_config, parse_phi)
 from groklab.data.dataset import (COLUMNS, FORMAT_VERSION, Dataset, Split, load_dataset,
                                   make_dataset, write_dataset)
 from groklab.data.formats import export_reference, import_reference
@@ -15,9 +16,9 @@ from groklab.data.stats import dataset_stats, format_stats
 from groklab.data.vocab import END, MASK, PAD
 
 __all__ = [
-    "COLUMNS", "DATA_PRESETS", "END", "FORMAT_VERSION", "INJECT_PROBES", "MASK", "PAD", "PROBES",
-    "REGIMES", "TASKS", "DataConfig", "Dataset", "Split", "build_comparison", "build_composition",
-    "data_config", "dataset_stats", "export_reference", "flags", "format_stats",
-    "import_reference", "inject_dataset", "load_dataset", "make_dataset", "parse_phi",
-    "write_dataset",
+    "COLUMNS", "CUSTOM", "DATA_PRESETS", "END", "EXPOSURE_FIELDS", "FORMAT_VERSION",
+    "INJECT_PROBES", "MASK", "PAD", "PROBES", "REGIME_NAMES", "REGIMES", "TASKS", "DataConfig",
+    "Dataset", "Split", "build_comparison", "build_composition", "data_config", "dataset_stats",
+    "export_reference", "flags", "format_stats", "import_reference", "inject_dataset",
+    "load_dataset", "make_dataset", "parse_phi", "write_dataset",
 ]

@@ -16,6 +16,11 @@ REGIMES: dict[str, tuple[float, int, float, int]] = {
     "first_hop": (1.0, 18, 0.0, 0),
     "second_hop": (0.0, 0, 1.0, 18),
 }
+# regime custom: (ratio, k) per hop from the DataConfig fields below, for maps beyond the 5 cells
+CUSTOM = "custom"
+REGIME_NAMES = (*REGIMES, CUSTOM)
+EXPOSURE_FIELDS = ("hop1_ratio", "hop1_k", "hop2_ratio", "hop2_k")
+CUSTOM_DEFAULTS = (0.0, 18, 0.0, 18)  # an unset field of regime custom: no exposure, k = 18
 MAX_CHAINS = 200_000_000  # entities * out_degree**2; keeps memory bounded
 
 
@@ -26,6 +31,8 @@ class DataConfig:
     Composition: ``entities`` x ``relations`` graph, ``out_degree`` relations per entity.
     Comparison: ``relations`` are the attributes, each taking one of ``values`` ordinal values;
     ``ood_ratio`` is then the fraction of OOD entities per attribute (``out_degree`` unused).
+    ``regime``: a name of ``REGIMES`` or ``custom``, whose (ratio, k) per hop are ``hop1_ratio``,
+    ``hop1_k``, ``hop2_ratio``, ``hop2_k`` (see :meth:`exposure`).
     """
 
     task: str = "composition"
@@ -39,6 +46,12 @@ class DataConfig:
     id_test_ratio: float = 0.005
     probe_cap: int = 3000
     values: int = 20  # comparison task only
+    # regime custom only (None = unset; custom then uses CUSTOM_DEFAULTS): fraction of U1 / U2
+    # exposed, in [0, 1], and chains added per exposed fact, an integer >= 0
+    hop1_ratio: float | None = None
+    hop1_k: int | None = None
+    hop2_ratio: float | None = None
+    hop2_k: int | None = None
 
     def validate(self) -> "DataConfig":
         """Raise GroklabError (field, value, allowed range) on any invalid field; return self."""
@@ -65,14 +78,52 @@ class DataConfig:
             if isinstance(self.phi, bool) or not isinstance(self.phi, (int, float)):
                 raise bad_value("phi", self.phi, "a number >= 0 or 'max'")
             check_range("phi", float(self.phi), 0.0)
-        if self.regime not in REGIMES:
-            raise bad_value("regime", self.regime, ", ".join(REGIMES))
+        if self.regime not in REGIME_NAMES:
+            raise bad_value("regime", self.regime, ", ".join(REGIME_NAMES))
         if self.task == "comparison" and self.regime != "natural":
             raise bad_value("regime", self.regime, "natural (the only regime of task comparison)")
+        self._check_exposure()
         return self
 
+    def _check_exposure(self) -> None:
+        """Exposure fields: unset with a named regime; ratios in [0, 1], k >= 0 with custom."""
+        if self.regime != CUSTOM:
+            for name in EXPOSURE_FIELDS:
+                if getattr(self, name) is not None:
+                    raise bad_value(name, getattr(self, name), f"unset (null) with regime "
+                                    f"{self.regime}; set regime custom to use it")
+            return
+        for name in ("hop1_ratio", "hop2_ratio"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise bad_value(name, value, "a number in [0, 1]")
+                check_range(name, float(value), 0.0, 1.0)
+        for name in ("hop1_k", "hop2_k"):
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise bad_value(name, value, "an integer >= 0")
+                check_range(name, value, 0)
+
+    def exposure(self) -> tuple[float, int, float, int]:
+        """(hop-1 ratio, hop-1 k, hop-2 ratio, hop-2 k): the named regime's, or custom's fields."""
+        if self.regime != CUSTOM:
+            return REGIMES[self.regime]
+        values = [getattr(self, n) for n in EXPOSURE_FIELDS]
+        r1, k1, r2, k2 = (d if v is None else v for v, d in zip(values, CUSTOM_DEFAULTS))
+        return float(r1), int(k1), float(r2), int(k2)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Fields as a dict. Exposure fields: resolved for custom, left out when unset (named
+        regimes), so a named regime's manifest and run config read as before they existed."""
+        d = dataclasses.asdict(self)
+        if self.regime == CUSTOM:
+            d.update(zip(EXPOSURE_FIELDS, self.exposure()))
+        for name in EXPOSURE_FIELDS:
+            if d[name] is None:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataConfig":

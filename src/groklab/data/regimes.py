@@ -3,11 +3,13 @@
 U1 = OOD facts used as hop 1 by some OOD test query, U2 = those used as hop 2. Exposing a fact
 of U1 adds up to k training queries whose hop 1 is that fact and whose hop 2 is ID; exposing a
 fact of U2 adds up to k queries with an ID hop 1. These chains have exactly one OOD hop, so they
-were never in a test set. A regime exposes round(ratio * |U|) facts of each set.
+were never in a test set. A regime exposes round(ratio * |U|) facts of each set; (ratio, k) per
+hop come from ``REGIMES`` or, for regime ``custom``, from ``DataConfig.exposure()``.
 
 Streams: the exposed facts are a prefix of one seeded permutation of U, and the k chains of a
-fact are those with the smallest seeded random keys, so both_half's additions are a subset of
-both_full's and first_hop's equal both_full's hop-1 part.
+fact are those with the smallest seeded random keys, so additions nest in both ratio and k:
+both_half's are a subset of both_full's, first_hop's equal both_full's hop-1 part, and a custom
+(ratio, k) with the named regime's values gives exactly its additions.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ def _expose(ood_hop: np.ndarray, candidates: np.ndarray, used: np.ndarray, ratio
 
 
 def regime_additions(hop1: np.ndarray, hop2: np.ndarray, is_ood: np.ndarray, regime: str,
-                     seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+                     seed: int, exposure: tuple | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Chain positions (into hop1/hop2) added to training by ``regime``, plus statistics.
 
+    ``exposure`` = (hop-1 ratio, hop-1 k, hop-2 ratio, hop-2 k); default ``REGIMES[regime]``.
     Returns (hop-1 additions, hop-2 additions, stats) with sorted chain positions.
     """
-    ratio1, k1, ratio2, k2 = REGIMES[regime]
+    ratio1, k1, ratio2, k2 = REGIMES[regime] if exposure is None else exposure
     o1, o2 = is_ood[hop1], is_ood[hop2]
     ood_test = o1 & o2
     u1 = np.unique(hop1[ood_test])

@@ -77,7 +77,8 @@ def build_composition(cfg: DataConfig) -> Built:
     order = streams.stream(seed, streams.TRAIN_SAMPLE).permutation(len(available))
     train_inferred = np.sort(available[order[:n_train]])
 
-    add1, add2, regime_stats = regime_additions(hop1, hop2, graph.is_ood, cfg.regime, seed)
+    add1, add2, regime_stats = regime_additions(hop1, hop2, graph.is_ood, cfg.regime, seed,
+                                                cfg.exposure())
 
     all_facts = np.arange(graph.n_facts)
     train = np.concatenate([

@@ -85,12 +85,26 @@ class Recursive(GrokModel):
             x = (x + self.hook_pos_embed(self.wpe(pos) * self.embed_scale)) / math.sqrt(2)
         return x
 
-    def run_net(self, h: torch.Tensor) -> torch.Tensor:
-        for block in self.net:
-            h = block(h)
+    def run_net(self, h: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """The shared net on (B, T, d); with ``at`` (B,) the last block's MLP runs only at
+        those positions and the result is (B, d)."""
+        last = len(self.net) - 1
+        for i, block in enumerate(self.net):
+            h = block(h, at if i == last else None)
         return h
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.decode_residual(self._recurse(input_ids))
+
+    def answer_forward(self, input_ids: torch.Tensor, answer_pos: torch.Tensor) -> torch.Tensor:
+        """Logits at the answer slot; the last net application's last MLP runs only there.
+        With hooks attached, or dropout in training, the full forward is used instead."""
+        if self.hooks_attached() or (self.training and self.cfg.dropout > 0):
+            return super().answer_forward(input_ids, answer_pos)
+        return self.decode_residual(self._recurse(input_ids, answer_pos.to(input_ids.device)))
+
+    def _recurse(self, input_ids: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """The final answer state ``y``: (B, T, d), or (B, d) at positions ``at``."""
         self._check_input(input_ids)
         x = self.embed(input_ids)
         z = self.z_init.to(x.dtype).expand_as(x)
@@ -100,8 +114,8 @@ class Recursive(GrokModel):
             with torch.set_grad_enabled(torch.is_grad_enabled() and c == last):
                 for z_hooks in hooks["z"]:
                     z = z_hooks.hook_resid_post(self.run_net(z + y + x))
-                y = hooks["y"].hook_resid_post(self.run_net(y + z))
-        return self.decode_residual(y)
+                y = hooks["y"].hook_resid_post(self.run_net(y + z, at if c == last else None))
+        return y
 
     def decode_residual(self, resid: torch.Tensor) -> torch.Tensor:
         x = self.ln_final(resid)

@@ -111,18 +111,27 @@ CLAIM2_RULE = (
     f"test_inferred_ood: 'accuracy without circuit' when OOD accuracy >= {HIGH} "
     f"while the bridge-found rate < {LOW}; 'circuit without accuracy' when bridge-found >= "
     f"{HIGH} while OOD accuracy < {LOW}; a dissociation counts when it holds at the final "
-    f"evaluation or on {PERSIST} consecutive evaluations. Supported if at least one run shows a "
+    f"evaluation or on {PERSIST} consecutive evaluations. 'Accuracy without circuit' also needs "
+    f"the lens to see the bridge at all in that run: a bridge-found rate >= {LOW} on the ID test "
+    f"(queries the model composes) at some evaluation; otherwise the run is 'lens blind' and "
+    f"not counted (a low OOD rate then says nothing about the circuit). Supported if at least one run shows a "
     f"dissociation; not supported if none does and every regime's run ends with both OOD "
     f"accuracy and bridge-found >= {HIGH} (accuracy and circuit always together); otherwise "
     f"inconclusive (too few runs reached either threshold to see them come apart).")
 
 
 def timeline(steps: list[int], train: list[float | None], ood: list[float | None],
-             bridge: list[float | None]) -> dict:
-    """Grokking timeline of one run: first steps past thresholds, final values, flags."""
+             bridge: list[float | None], bridge_id: list[float | None] | None = None) -> dict:
+    """Grokking timeline of one run: first steps past thresholds, final values, flags.
+
+    ``bridge_id``: the bridge-found rate on the ID test, which validates the lens (None: not
+    checked); without a rate >= LOW there, 'accuracy without circuit' becomes 'lens blind'.
+    """
     acc_wo = [o is not None and b is not None and o >= HIGH and b < LOW for o, b in zip(ood, bridge)]
     circ_wo = [o is not None and b is not None and b >= HIGH and o < LOW for o, b in zip(ood, bridge)]
     last = lambda xs: next((x for x in reversed(xs) if x is not None), None)  # noqa: E731
+    max_id = max((b for b in bridge_id or [] if b is not None), default=None)
+    lens_sees = bridge_id is None or (max_id is not None and max_id >= LOW)
     return {
         "train_fit_step": first_step(steps, train, FIT),
         "bridge_high_step": first_step(steps, bridge, HIGH),
@@ -134,7 +143,9 @@ def timeline(steps: list[int], train: list[float | None], ood: list[float | None
         "max_ood": max((o for o in ood if o is not None), default=None),
         "final_bridge": last(bridge),
         "max_bridge": max((b for b in bridge if b is not None), default=None),
-        "accuracy_without_circuit": _persistent(acc_wo, PERSIST),
+        "max_bridge_id": max_id,
+        "accuracy_without_circuit": _persistent(acc_wo, PERSIST) and lens_sees,
+        "lens_blind": _persistent(acc_wo, PERSIST) and not lens_sees,
         "circuit_without_accuracy": _persistent(circ_wo, PERSIST),
     }
 
@@ -163,8 +174,15 @@ def judge_claim2(timelines: dict[str, dict]) -> Verdict:
         verdict = INCONCLUSIVE
         reason = (f"no dissociation; {len(reached)} of {len(timelines)} runs reached OOD accuracy "
                   f"or bridge-found >= {HIGH}")
+        blind = [k for k, t in timelines.items() if t.get("lens_blind")]
+        if blind:
+            reason += "; lens blind in " + ", ".join(
+                f"{k} (OOD accuracy >= {HIGH} with a low OOD bridge rate, but the lens finds the "
+                f"bridge on at most {timelines[k]['max_bridge_id']:.2f} of ID queries too)"
+                for k in blind)
     return Verdict("2 fake grokking", verdict, CLAIM2_RULE, reason,
-                   {"flagged": flagged, "coupled": coupled, "reached": reached})
+                   {"flagged": flagged, "coupled": coupled, "reached": reached,
+                    "lens_blind": [k for k, t in timelines.items() if t.get("lens_blind")]})
 
 
 # ---------------------------------------------------------------------------- claim 3

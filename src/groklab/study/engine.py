@@ -107,7 +107,7 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
 
     An unfinished run is resumed from its latest checkpoint (``train_run(resume=True)``; with
     no checkpoint yet it starts over). A finetune run starts from the pretrained run's final
-    weights (EMA when kept), see :func:`finetune_run`.
+    weights (EMA when kept): ``train_run(init_from=...)``.
     """
     import torch
 
@@ -119,42 +119,8 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
     callbacks = [lens_callback(spec["family"], tuple(spec["lens_splits"]), spec["lens_queries"])]
     if started(spec["run_dir"]):
         return train_run(cfg, spec["run_dir"], resume=True, callbacks=callbacks, quiet=quiet)
-    if spec.get("init_from"):
-        return finetune_run(cfg, spec["run_dir"], spec["init_from"], callbacks, quiet)
-    return train_run(cfg, spec["run_dir"], resume=False, callbacks=callbacks, quiet=quiet)
-
-
-def finetune_run(cfg, run_dir: str, init_from: str, callbacks, quiet: bool) -> dict:
-    """A fresh run whose model (and EMA) start from ``init_from``'s final weights.
-
-    Mirrors ``train_run``'s fresh start (lock, config.yaml, Trainer) and loads the weights
-    before the first step; the optimizer starts fresh. Resuming it later is an ordinary
-    ``train_run(resume=True)``: the checkpoints hold everything.
-    """
-    from groklab.data.config import DataConfig
-    from groklab.data.dataset import load_dataset
-    from groklab.fsutil import atomic_write_json, atomic_write_text
-    from groklab.train import load_model
-    from groklab.train.lock import RunLock
-    from groklab.train.loop import CONFIG_NAME, Trainer, resolve_device
-
-    run_dir = Path(run_dir)
-    cfg.validate()
-    device = resolve_device(cfg.train.device)
-    dataset = load_dataset(cfg.data_path, verify=True)
-    cfg.data_path = str(Path(cfg.data_path).resolve())
-    cfg.data = DataConfig.from_dict(dataset.config)
-    pretrained, _ = load_model(init_from, ema=True)
-    with RunLock(run_dir):
-        atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
-        atomic_write_json(run_dir / "init_from.json", {"init_from": str(Path(init_from).resolve())})
-        trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
-        state = pretrained.state_dict()
-        trainer.model.load_state_dict(state)
-        if trainer.ema is not None:
-            trainer.ema.model.load_state_dict(state)
-        with trainer.threads():
-            return trainer.run(resume=False)
+    return train_run(cfg, spec["run_dir"], resume=False, callbacks=callbacks, quiet=quiet,
+                     init_from=spec.get("init_from"))
 
 
 def metrics(run_dir: str | Path) -> list[dict]:

@@ -215,7 +215,9 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
             if t is None:
                 continue
             flag = ("accuracy without circuit" if t["accuracy_without_circuit"] else
-                    "circuit without accuracy" if t["circuit_without_accuracy"] else "no")
+                    "circuit without accuracy" if t["circuit_without_accuracy"] else
+                    f"lens blind (ID bridge max {fa(t['max_bridge_id'])})" if t.get("lens_blind")
+                    else "no")
             if fam not in claims.CIRCUIT_FAMILIES:
                 flag = f"not judged ({flag})"
             ref = reference.PRETRAIN[regime]

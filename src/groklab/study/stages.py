@@ -81,7 +81,7 @@ def pretrain_timeline(run_dir: Path) -> dict:
     rows = engine.metrics(run_dir)
     steps = [int(r["step"]) for r in rows]
     return timeline(steps, _series(rows, "train_acc"), _series(rows, f"acc/{OOD}"),
-                    _series(rows, engine.bridge_key(OOD)))
+                    _series(rows, engine.bridge_key(OOD)), _series(rows, engine.bridge_key(IID)))
 
 
 def stage_claim2(study: Study) -> dict:
@@ -92,7 +92,9 @@ def stage_claim2(study: Study) -> dict:
     atomic_write_json(study.analysis_dir / "claim2.json",
                       {"split": OOD, "bridge_key": engine.bridge_key(OOD), "timelines": tls})
     flagged = [k for k, t in tls.items() if t["accuracy_without_circuit"] or t["circuit_without_accuracy"]]
-    study.log(f"  dissociations: {', '.join(flagged) or 'none'}")
+    blind = [k for k, t in tls.items() if t["lens_blind"]]
+    study.log(f"  dissociations: {', '.join(flagged) or 'none'}"
+              + (f"; lens blind: {', '.join(blind)}" if blind else ""))
     return {"outputs": ["analysis/claim2.json"]}
 
 

@@ -2,10 +2,10 @@
 
 Columns: ``trial``, ``status`` (done | failed | stopped | interrupted | running | pending), the
 swept config values (one column per dotted key), ``steps``, ``stopped``, ``wall_time``, the
-trial dataset's ``phi`` and exposure ratios (``hop1_ratio``, ``hop2_ratio``, from its manifest), the grok steps
-``first_step/<target>`` (first evaluation with ``train_acc >= 0.99`` or ``<split> >= 0.9``;
-empty = never), the final values ``final/<key>`` of every accuracy, the loss and any
-``lens/*`` scalar, and ``error``.
+trial dataset's ``phi`` and exposure (``hop1_ratio``, ``hop2_ratio``, ``hop1_k``, ``hop2_k``,
+from its manifest), the grok steps ``first_step/<target>`` (first evaluation with
+``train_acc >= 0.99`` or ``<split> >= 0.9``; empty = never), the final values ``final/<key>``
+of every accuracy, the loss and any ``lens/*`` scalar, and ``error``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from groklab.sweep.trial import PENDING, TrialJob, read_record, run_summary
 
 SUMMARY_NAME = "summary.csv"
 GROK_SPLIT = "test_inferred_iid"
+EXPOSURE_KEYS = ("hop1_ratio", "hop2_ratio", "hop1_k", "hop2_k")  # from the dataset's manifest
 
 
 def trial_row(job: TrialJob, params: dict) -> dict:
@@ -89,7 +90,7 @@ def _parse(text: str):
 
 
 def _exposure(job: TrialJob) -> dict:
-    """phi, hop1_ratio, hop2_ratio of the trial's dataset (empty until it is generated)."""
+    """phi and EXPOSURE_KEYS of the trial's dataset (empty until it is generated)."""
     manifest = job.run_dir / "data" / "manifest.json"
     if not manifest.is_file():  # a trial on an existing dataset (data_path)
         try:
@@ -100,10 +101,9 @@ def _exposure(job: TrialJob) -> dict:
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {"phi": None, "hop1_ratio": None, "hop2_ratio": None}
+        data = {}
     stats = data.get("stats", {})
-    return {"phi": (data.get("config") or {}).get("phi"), "hop1_ratio": stats.get("hop1_ratio"),
-            "hop2_ratio": stats.get("hop2_ratio")}
+    return {"phi": (data.get("config") or {}).get("phi"), **{k: stats.get(k) for k in EXPOSURE_KEYS}}
 
 
 def _last_metrics_row(path: Path) -> dict:

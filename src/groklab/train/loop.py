@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from groklab.data import DataConfig, Dataset, load_dataset, make_dataset
 from groklab.errors import GroklabError
-from groklab.fsutil import atomic_write_text
+from groklab.fsutil import atomic_write_json, atomic_write_text
 from groklab.models import build_model, describe
 from groklab.train import checkpoints as ck
 from groklab.train import metrics as mx
@@ -38,6 +40,7 @@ from groklab.train.lock import RunLock
 from groklab.train.optim import build_optimizer, lr_at
 
 CONFIG_NAME = "config.yaml"
+INIT_FROM_NAME = "init_from.json"  # where a fine-tuning run started (train_run(init_from=...))
 DATA_DIR = "data"
 # train fields that may change when a run is resumed (they do not change the trajectory)
 RESUMABLE_FIELDS = {"steps", "device", "threads", "eval_batch_size", "early_stop_patience",
@@ -66,16 +69,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=(),
-              quiet: bool = False) -> dict:
+              quiet: bool = False, init_from: str | os.PathLike | None = None) -> dict:
     """Train ``cfg`` in ``run_dir`` and return the summary (see :func:`metrics.summarize`).
 
     ``resume=True`` continues the run from its latest good checkpoint (``cfg`` None = the
     stored config; otherwise it must match it except for :data:`RESUMABLE_FIELDS`).
     ``callbacks``: ``fn(step, model, dataset, row) -> dict | None`` at each evaluation; the
     returned keys are merged into the metrics row (the model is the evaluated one, EMA if on).
+    ``init_from="RUN[@STEP]"`` starts a new run (fine-tuning) from that run's weights at that
+    checkpoint (default: its latest good one; its EMA weights when it kept an EMA) with a fresh
+    optimizer; the model must have the same parameters and the dataset the same vocabulary. It
+    is recorded in ``init_from.json``, so a resume before the first checkpoint starts from it too.
     """
     run_dir = Path(run_dir)
     cfg = copy.deepcopy(cfg)  # the caller's object is left as it was
+    if init_from is not None and resume:
+        raise GroklabError("init_from is only for a new run (a resumed run continues from its "
+                           f"own checkpoints; its start is recorded in {INIT_FROM_NAME})")
     if resume:
         cfg = _resume_config(cfg, run_dir)
     else:
@@ -104,6 +114,11 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
             atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
             dataset = external or prefix_errors("data.", lambda: _run_dataset(cfg, run_dir, quiet))
             trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
+            start = _read_init_from(run_dir) if resume else init_from
+            if start is not None:
+                source = _load_initial_weights(trainer, start)
+                if not resume:
+                    atomic_write_json(run_dir / INIT_FROM_NAME, source)
         except GroklabError:
             # Known only once the data exists (a phi above what the generated graph allows, a
             # stop_at split the dataset lacks): a run directory this call created is removed
@@ -114,6 +129,45 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
             raise
         with trainer.threads():
             return trainer.run(resume)
+
+
+def _read_init_from(run_dir: Path) -> str | None:
+    path = run_dir / INIT_FROM_NAME
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text(encoding="utf-8"))
+    step = info.get("step")
+    return info["init_from"] + (f"@{step}" if step is not None else "")
+
+
+def _load_initial_weights(trainer: "Trainer", spec) -> dict:
+    """Load ``RUN[@STEP]``'s weights into the trainer's model (and EMA); return the record."""
+    from groklab.train.runs import load_model, load_run, parse_run_spec
+
+    path, step = parse_run_spec(spec)
+    run = load_run(path)
+    if step is None:
+        found = ck.load_latest_good(run.path)
+        step = found[0] if found is not None else None
+        if step is None:
+            raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run with a "
+                               "usable checkpoint; this one has none)")
+    model, dataset = load_model(run.path, step, ema=True)
+    if dataset.vocab != trainer.dataset.vocab:
+        raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run whose dataset "
+                           f"has this run's vocabulary of {trainer.dataset.vocab_size} tokens)")
+    state = model.state_dict()
+    mine = trainer.model.state_dict()
+    differ = sorted(k for k in set(state) | set(mine)
+                    if k not in state or k not in mine or state[k].shape != mine[k].shape)
+    if differ:
+        raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run whose model has "
+                           f"this run's parameters; differs in {', '.join(differ[:3])}"
+                           f"{', ...' if len(differ) > 3 else ''})")
+    trainer.model.load_state_dict(state)
+    if trainer.ema is not None:
+        trainer.ema.model.load_state_dict(state)
+    return {"init_from": str(run.path.resolve()), "step": step}
 
 
 def _check_fresh(run_dir: Path) -> None:
@@ -211,6 +265,10 @@ class Trainer:
                 raise GroklabError(f"train.stop_at={name!r} is invalid (allowed: {' | '.join(known)})")
         self.forward_loss = self._forward_loss
         if t.compile:
+            # a fresh compiler state per run: sequential runs in one process (local sweep trials,
+            # a study's stages) would otherwise hit dynamo's recompile limit (8) and silently run
+            # eager; a run's compiled step is never shared with another live run
+            torch._dynamo.reset()
             self.forward_loss = torch.compile(self._forward_loss, backend=COMPILE_BACKEND,
                                               mode=COMPILE_MODE.get(device.type))
         self.loss_sum = torch.zeros((), dtype=torch.float32, device=device)

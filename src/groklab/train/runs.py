@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from groklab.train import checkpoints as ck
 from groklab.train import metrics as mx
 from groklab.train.config import RunConfig, read_config
 from groklab.train.loop import CONFIG_NAME, DATA_DIR
+
+_SPEC = re.compile(r"^(?P<path>.+?)@(?P<step>\d+)$")
 
 
 @dataclass
@@ -37,6 +40,14 @@ class Run:
         if self._dataset is None:
             self._dataset = load_dataset(self.dataset_path, verify=True)
         return self._dataset
+
+
+def parse_run_spec(spec: str | os.PathLike) -> tuple[Path, int | None]:
+    """``"runs/a@2000"`` -> (Path("runs/a"), 2000); ``"runs/a"`` -> (Path("runs/a"), None)."""
+    m = _SPEC.match(str(spec))
+    if m and not Path(spec).exists():
+        return Path(m["path"]), int(m["step"])
+    return Path(spec), None
 
 
 def load_run(run_dir: str | os.PathLike) -> Run:
