@@ -89,6 +89,23 @@ def test_transfer_probes(injected):
         q for q in o.queries("train") if q[:2] not in o.new}
 
 
+def test_old_probes_are_the_source_training_items_not_replayed(source, injected):
+    """old_atomic / old_inferred: what the finetune may forget (capped samples of it)."""
+    src, o = Oracle(source), Oracle(injected)
+    src_train = src.queries("train")
+    replayed = o.queries("replay_atomic") | o.queries("replay_inferred")
+    old_atomic, old_inferred = o.queries("old_atomic"), o.queries("old_inferred")
+    assert old_atomic and old_inferred
+    assert not (old_atomic | old_inferred) & replayed
+    assert all(len(q) == 2 for q in old_atomic) and all(len(q) == 3 for q in old_inferred)
+    assert old_atomic | old_inferred <= set(src_train)
+    stats = injected.manifest["stats"]
+    n_src_atomic = sum(1 for q in src_train if len(q) == 2)
+    assert stats["old_atomic_total"] == n_src_atomic - stats["replay_atomic"]
+    assert stats["old_atomic_total"] + stats["old_inferred_total"] + stats["replay_items"] == len(src_train)
+    assert len(old_atomic) == min(stats["old_atomic_total"], injected.config["probe_cap"])
+
+
 def test_inject_is_reproducible(source, injected, tmp_path):
     again = inject_dataset(source.path, tmp_path / "again", new_facts=300, replay=1500, seed=5)
     for p in injected.path.rglob("*.npy"):

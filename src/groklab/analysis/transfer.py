@@ -2,7 +2,8 @@
 
 Categories (docs/architecture.md section 1): ``atomic_new`` (the new facts themselves),
 ``new_old`` (hop 1 new), ``old_new`` (hop 2 new), ``new_new``; ``replay_atomic`` and
-``replay_inferred`` watch forgetting. For two-hop categories the logit lens gives
+``replay_inferred`` (trained) and ``old_atomic`` / ``old_inferred`` (the source's training items
+that are not replayed) watch forgetting. For two-hop categories the logit lens gives
 "bridge found" (see :mod:`groklab.analysis.lens`; the study finds old+new and new+new near 0
 EM even where the lens decodes b). Used by the study pipeline and as a training callback.
 """
@@ -17,7 +18,7 @@ from groklab.analysis.queries import batched_answer_logits, two_hop_queries
 from groklab.models import make_inputs
 
 TRANSFER_SPLITS = ("atomic_new", "new_old", "old_new", "new_new")
-FORGETTING_SPLITS = ("replay_atomic", "replay_inferred")
+FORGETTING_SPLITS = ("replay_atomic", "replay_inferred", "old_atomic", "old_inferred")
 
 
 def split_em(model, dataset, split: str, n: int | None = None, seed: int = 0) -> tuple[float, int]:

@@ -260,7 +260,8 @@ def import_reference(src: str | os.PathLike, out: str | os.PathLike, force: bool
     def query_key(arr: np.ndarray) -> np.ndarray:
         return (arr[:, 0] * R + arr[:, 1]) * (R + 1) + arr[:, 2] + 1
 
-    trained = query_key(train)
+    # trained: here, or (an injected set's old_inferred probe) in the source's training data
+    trained = np.concatenate([query_key(train), query_key(test[types == "old_inferred"])])
 
     def rows(arr: np.ndarray, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
         """Split rows; a trained composition with an OOD hop is AUGMENTED (in any split)."""

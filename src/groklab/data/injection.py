@@ -8,7 +8,8 @@ training data taken in seeded random order, each together with every training co
 that uses it (as hop 1 or hop 2), as many as fit in ``replay`` items. Finetune train = replay
 + new atomic facts, with no composition that uses a new fact. Probes: ``atomic_new``,
 ``new_old`` (hop 1 new, hop 2 old ID), ``old_new`` (hop 1 old ID, hop 2 new), ``new_new``,
-``replay_atomic``, ``replay_inferred``.
+``replay_atomic``, ``replay_inferred``, and ``old_atomic`` / ``old_inferred``: SRC's training
+items that are not replayed, i.e. what finetuning may forget (the replay probes cannot show it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from groklab.data.vocab import N_SPECIAL
 from groklab.errors import bad_value, check_range
 from groklab.fsutil import sha256_file
 
-INJECT_PROBES = ("atomic_new", "new_old", "old_new", "new_new", "replay_atomic", "replay_inferred")
+INJECT_PROBES = ("atomic_new", "new_old", "old_new", "new_new", "replay_atomic", "replay_inferred",
+                 "old_atomic", "old_inferred")
 
 
 def graph_of(ds: Dataset) -> Graph:
@@ -125,7 +127,10 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
     check_range("replay", replay, 0, len(train_rows))
 
     graph = _new_facts(graph_of(source), new_facts, chain_fraction, seed)
-    replay_rows = train_rows[select_replay(graph, train_rows, replay, seed)]
+    replay_pos = select_replay(graph, train_rows, replay, seed)
+    replay_rows = train_rows[replay_pos]
+    not_replayed = np.ones(len(train_rows), bool)
+    not_replayed[replay_pos] = False
     new_idx = np.flatnonzero(graph.is_new)
     old_id = np.flatnonzero(~graph.is_new & ~graph.is_ood)
     is_old_id = ~graph.is_new & ~graph.is_ood
@@ -137,6 +142,8 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
         "new_new": graph.chain_rows(*chains_from(graph, new_idx, graph.is_new)),
         "replay_atomic": replay_rows[replay_rows[:, 3] == 2],
         "replay_inferred": replay_rows[replay_rows[:, 3] == 3],
+        "old_atomic": train_rows[not_replayed & (train_rows[:, 3] == 2)],
+        "old_inferred": train_rows[not_replayed & (train_rows[:, 3] == 3)],
     }
     cap = int(source.config.get("probe_cap", 3000))
     splits = {"train": np.concatenate([replay_rows, full["atomic_new"]])}
@@ -152,7 +159,8 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
         "replay_items": int(len(replay_rows)),
         "replay_atomic": int(len(full["replay_atomic"])),
         "replay_inferred": int(len(full["replay_inferred"])),
-        **{f"{name}_total": int(len(full[name])) for name in ("new_old", "old_new", "new_new")},
+        **{f"{name}_total": int(len(full[name]))
+           for name in ("new_old", "old_new", "new_new", "old_atomic", "old_inferred")},
     }
     extra = {
         "inject": {"new_facts": int(new_facts), "replay": int(replay), "seed": int(seed),

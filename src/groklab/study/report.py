@@ -254,11 +254,13 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
             rows.append([src, fa(r.get("pretrained_iid")), fa(r["atomic_new"]), fa(r["new_old"]),
                          fa(r["old_new"]), fa(r["new_new"]), fa(r.get("bridge/new_old")),
                          fa(r.get("bridge/old_new")), fa(r.get("bridge/new_new")),
-                         fs(r.get("new_learned_step"), r.get("steps")), fa(r.get("replay_inferred"))])
+                         fs(r.get("new_learned_step"), r.get("steps")), fa(r.get("replay_inferred")),
+                         fa(r.get("old_atomic")), fa(r.get("old_inferred"))])
         doc.add(D.Table(
             ["finetuned from", "ID acc before", "new facts EM", "new_old EM", "old_new EM",
              "new_new EM", "bridge new_old", "bridge old_new", "bridge new_new",
-             "new facts >= .9 at", "replay inferred EM"],
+             "new facts >= .9 at", "replay inferred EM", "old atomic EM (not replayed)",
+             "old inferred EM (not replayed)"],
             rows, caption=f"Claim 3 evidence, {fam} (final evaluation of each finetune run)"))
         if f"transfer-{fam}" in figs:
             doc.add(D.Figure(figs[f"transfer-{fam}"], f"{fam}: transfer grid"))

@@ -106,6 +106,8 @@ def transfer_row(run_dir: Path, pretrained: Path | None) -> dict:
     out["new_learned_step"] = to_target(rows, "acc/atomic_new", 0.9)
     out["replay_atomic"] = final(rows, "acc/replay_atomic")
     out["replay_inferred"] = final(rows, "acc/replay_inferred")
+    out["old_atomic"] = final(rows, "acc/old_atomic")      # not replayed: forgetting
+    out["old_inferred"] = final(rows, "acc/old_inferred")
     out["steps"] = rows[-1]["step"] if rows else None
     out["pretrained_iid"] = (final(engine.metrics(pretrained), f"acc/{IID}")
                              if pretrained is not None else None)
