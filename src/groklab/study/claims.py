@@ -132,6 +132,7 @@ def timeline(steps: list[int], train: list[float | None], ood: list[float | None
     last = lambda xs: next((x for x in reversed(xs) if x is not None), None)  # noqa: E731
     max_id = max((b for b in bridge_id or [] if b is not None), default=None)
     lens_sees = bridge_id is None or (max_id is not None and max_id >= LOW)
+    acc_without = _persistent(acc_wo, PERSIST)
     return {
         "train_fit_step": first_step(steps, train, FIT),
         "bridge_high_step": first_step(steps, bridge, HIGH),
@@ -144,8 +145,8 @@ def timeline(steps: list[int], train: list[float | None], ood: list[float | None
         "final_bridge": last(bridge),
         "max_bridge": max((b for b in bridge if b is not None), default=None),
         "max_bridge_id": max_id,
-        "accuracy_without_circuit": _persistent(acc_wo, PERSIST) and lens_sees,
-        "lens_blind": _persistent(acc_wo, PERSIST) and not lens_sees,
+        "accuracy_without_circuit": acc_without and lens_sees,
+        "lens_blind": acc_without and not lens_sees,
         "circuit_without_accuracy": _persistent(circ_wo, PERSIST),
     }
 

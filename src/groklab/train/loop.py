@@ -142,21 +142,17 @@ def _read_init_from(run_dir: Path) -> str | None:
 
 def _load_initial_weights(trainer: "Trainer", spec) -> dict:
     """Load ``RUN[@STEP]``'s weights into the trainer's model (and EMA); return the record."""
-    from groklab.train.runs import load_model, load_run, parse_run_spec
+    from groklab.train.runs import checkpoint_weights, load_run, parse_run_spec
 
     path, step = parse_run_spec(spec)
     run = load_run(path)
-    if step is None:
-        found = ck.load_latest_good(run.path)
-        step = found[0] if found is not None else None
-        if step is None:
-            raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run with a "
-                               "usable checkpoint; this one has none)")
-    model, dataset = load_model(run.path, step, ema=True)
-    if dataset.vocab != trainer.dataset.vocab:
+    if step is None and not run.checkpoint_steps:
+        raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run with a "
+                           "usable checkpoint; this one has none)")
+    step, state = checkpoint_weights(run, step, ema=True)
+    if run.dataset.vocab != trainer.dataset.vocab:
         raise GroklabError(f"init_from={str(spec)!r} is invalid (allowed: a run whose dataset "
                            f"has this run's vocabulary of {trainer.dataset.vocab_size} tokens)")
-    state = model.state_dict()
     mine = trainer.model.state_dict()
     differ = sorted(k for k in set(state) | set(mine)
                     if k not in state or k not in mine or state[k].shape != mine[k].shape)

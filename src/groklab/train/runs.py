@@ -61,14 +61,9 @@ def load_run(run_dir: str | os.PathLike) -> Run:
                checkpoint_steps=ck.checkpoint_steps(path))
 
 
-def load_model(run_dir: str | os.PathLike, step: int | None = None, ema: bool = True,
-               device: torch.device | str = "cpu") -> tuple[GrokModel, Dataset]:
-    """(model in eval mode, dataset) at checkpoint ``step`` (None = the latest good one).
-
-    ``ema=True`` gives the EMA weights when the run kept an EMA (``optim.ema_decay > 0``),
-    otherwise the trained weights.
-    """
-    run = load_run(run_dir)
+def checkpoint_weights(run: Run, step: int | None = None, ema: bool = True) -> tuple[int, dict]:
+    """(step, model state dict) of ``run`` at checkpoint ``step`` (None = the latest good one);
+    the EMA weights when ``ema`` and the run kept an EMA, otherwise the trained weights."""
     if step is None:
         found = ck.load_latest_good(run.path)
         if found is None:
@@ -80,7 +75,19 @@ def load_model(run_dir: str | os.PathLike, step: int | None = None, ema: bool = 
             raise bad_value("step", step, f"a checkpointed step of {run.path}: {shown or 'none'}")
         tensors, _ = ck.load_checkpoint(run.path, step)
     prefix = "ema." if ema and any(k.startswith("ema.") for k in tensors) else "model."
+    return step, ck.unprefixed(prefix, tensors)
+
+
+def load_model(run_dir: str | os.PathLike, step: int | None = None, ema: bool = True,
+               device: torch.device | str = "cpu") -> tuple[GrokModel, Dataset]:
+    """(model in eval mode, dataset) at checkpoint ``step`` (None = the latest good one).
+
+    ``ema=True`` gives the EMA weights when the run kept an EMA (``optim.ema_decay > 0``),
+    otherwise the trained weights.
+    """
+    run = load_run(run_dir)
+    _, state = checkpoint_weights(run, step, ema)
     dataset = run.dataset
     model = build_model(run.config.model, dataset.vocab_size)
-    model.load_state_dict(ck.unprefixed(prefix, tensors))
+    model.load_state_dict(state)
     return model.to(device).eval(), dataset
