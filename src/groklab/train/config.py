@@ -27,6 +27,8 @@ CONFIG_DIR = Path(groklab.__file__).resolve().parents[2] / "configs"
 SCHEDULES = ("constant", "cosine")
 GROKFAST = ("none", "ema", "ma")
 AMP = ("none", "bf16", "auto")
+OPTIMIZERS = ("adamw", "muon")
+MUON_ADJUST_LR = ("match_rms_adamw", "original")
 SECTIONS = ("data", "model", "optim", "train")
 
 
@@ -47,6 +49,10 @@ class OptimConfig:
     grokfast_lamb: float = 2.0        # amplification of the slow gradient
     grokfast_window: int = 100        # MA filter window
     ema_decay: float = 0.0            # EMA of weights used for evaluation; 0 = off
+    optimizer: str = "adamw"          # adamw | muon (Muon on hidden matrices, AdamW on the rest)
+    muon_momentum: float = 0.95
+    muon_adjust_lr: str = "match_rms_adamw"  # match_rms_adamw (reuses optim.lr) | original
+    perp_grad: bool = False           # ⊥Grad: drop each gradient's component along its weights
 
     def validate(self) -> "OptimConfig":
         check_range("optim.lr", self.lr, 0, None, lo_open=True)
@@ -63,6 +69,11 @@ class OptimConfig:
         check_range("optim.grokfast_lamb", self.grokfast_lamb, 0)
         check_range("optim.grokfast_window", self.grokfast_window, 1)
         check_range("optim.ema_decay", self.ema_decay, 0, 1, hi_open=True)
+        _choice("optim.optimizer", self.optimizer, OPTIMIZERS)
+        check_range("optim.muon_momentum", self.muon_momentum, 0, 1, hi_open=True)
+        _choice("optim.muon_adjust_lr", self.muon_adjust_lr, MUON_ADJUST_LR)
+        if not isinstance(self.perp_grad, bool):
+            raise bad_value("optim.perp_grad", self.perp_grad, "true | false")
         return self
 
 
@@ -85,6 +96,7 @@ class TrainConfig:
     plots: bool = True
     compile: bool = False             # torch.compile the step's forward + loss (pays off on long runs)
     stop_at: list = field(default_factory=list)  # ["test_inferred_iid>=0.9", ...]: stop once all hold
+    ensemble: int = 1                 # S runs (seeds seed..seed+S-1) stacked in one process
 
     def validate(self) -> "TrainConfig":
         check_range("train.steps", self.steps, 1)
@@ -99,6 +111,7 @@ class TrainConfig:
         check_range("train.early_stop_patience", self.early_stop_patience, 0)
         check_range("train.early_stop_delta", self.early_stop_delta, 0)
         self.stop_at = [f"{k}>={v:g}" for k, v in stop_targets(self.stop_at)]
+        check_range("train.ensemble", self.ensemble, 1)
         return self
 
 

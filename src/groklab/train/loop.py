@@ -38,6 +38,7 @@ from groklab.train.evaluate import evaluate_batchables, to_batchable
 from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
 from groklab.train.optim import build_optimizer, lr_at
+from groklab.train.perp import perp_grad_
 
 CONFIG_NAME = "config.yaml"
 INIT_FROM_NAME = "init_from.json"  # where a fine-tuning run started (train_run(init_from=...))
@@ -248,7 +249,8 @@ class Trainer:
         self.model = build_model(cfg.model, dataset.vocab_size).to(device)
         self.ema = WeightEMA(self.model, o.ema_decay) if o.ema_decay > 0 else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = build_optimizer(self.model, o.betas, o.eps, o.weight_decay)
+        self.opt = build_optimizer(self.model, o.betas, o.eps, o.weight_decay, o.optimizer,
+                                   o.muon_momentum, o.muon_adjust_lr)
         self.filter = build_filter(o.grokfast, o.grokfast_alpha, o.grokfast_lamb, o.grokfast_window)
         answer_slot = self.model.answer_slot
         self.train_data = to_batchable(dataset.split("train"), answer_slot, device)
@@ -312,6 +314,8 @@ class Trainer:
         loss.backward()
         if self.filter is not None:
             self.filter.apply(self.params)
+        if o.perp_grad:  # after Grokfast, so the gradient the optimizer sees is the ⊥ one
+            perp_grad_(self.params)
         if o.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, o.grad_clip, foreach=True)
         self.opt.step(self.lr(self.step))

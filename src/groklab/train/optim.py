@@ -87,9 +87,29 @@ class AdamW:
 
 
 def build_optimizer(model: nn.Module, betas: tuple[float, float], eps: float,
-                    weight_decay: float) -> AdamW:
-    """AdamW over :func:`param_groups` (the learning rate is given to each ``step``)."""
-    return AdamW(param_groups(model, weight_decay), betas=tuple(betas), eps=eps)
+                    weight_decay: float, optimizer: str = "adamw", muon_momentum: float = 0.95,
+                    muon_adjust_lr: str = "match_rms_adamw", lookup=None):
+    """AdamW over :func:`param_groups`, or (``optimizer="muon"``) Muon over the hidden matrices
+    and AdamW over the rest (:mod:`groklab.train.muon`); the learning rate is given to each
+    ``step``. ``lookup`` maps each of ``model``'s parameters to the tensor actually optimized
+    (a stacked ensemble's member-stacked tensor); the groups are decided on ``model``'s own."""
+    lookup = lookup or (lambda p: p)
+    if optimizer == "adamw":
+        groups = param_groups(model, weight_decay)
+        return AdamW([{**g, "params": [lookup(p) for p in g["params"]]} for g in groups],
+                     betas=tuple(betas), eps=eps)
+    if optimizer == "muon":
+        from groklab.train.muon import MuonAdamW, muon_split  # muon.py builds on AdamW above
+
+        hidden, rest = muon_split(model)
+        decay = [lookup(p) for p in rest if p.ndim >= 2]
+        no_decay = [lookup(p) for p in rest if p.ndim < 2]
+        return MuonAdamW([lookup(p) for p in hidden],
+                         [{"params": decay, "weight_decay": weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}],
+                         betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                         momentum=muon_momentum, adjust_lr=muon_adjust_lr)
+    raise ValueError(f"unknown optimizer {optimizer!r}")
 
 
 def lr_at(step: int, lr: float, warmup_steps: int, schedule: str, total_steps: int,
