@@ -41,6 +41,7 @@ from groklab.train.optim import build_optimizer, lr_at
 from groklab.train.perp import perp_grad_
 
 CONFIG_NAME = "config.yaml"
+ENSEMBLE_NAME = "ensemble.json"  # marks an ensemble directory (train/ensemble.py owns it)
 INIT_FROM_NAME = "init_from.json"  # where a fine-tuning run started (train_run(init_from=...))
 DATA_DIR = "data"
 # train fields that may change when a run is resumed (they do not change the trajectory)
@@ -83,6 +84,12 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     is recorded in ``init_from.json``, so a resume before the first checkpoint starts from it too.
     """
     run_dir = Path(run_dir)
+    if (cfg is not None and cfg.train.ensemble > 1) or (resume and (run_dir / ENSEMBLE_NAME).is_file()):
+        if init_from is not None:
+            raise GroklabError("init_from is invalid with train.ensemble > 1 (allowed: a single "
+                               "run; fine-tuning an ensemble is not implemented yet)")
+        from groklab.train.ensemble import train_ensemble  # S stacked runs (train/ensemble.py)
+        return train_ensemble(cfg, run_dir, resume=resume, callbacks=callbacks, quiet=quiet)
     cfg = copy.deepcopy(cfg)  # the caller's object is left as it was
     if init_from is not None and resume:
         raise GroklabError("init_from is only for a new run (a resumed run continues from its "

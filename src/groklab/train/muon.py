@@ -28,16 +28,18 @@ NS_EPS = 1e-7
 ADJUST_LR = ("match_rms_adamw", "original")
 
 
-def newton_schulz(g: torch.Tensor, steps: int = NS_STEPS, eps: float = NS_EPS) -> torch.Tensor:
-    """Approximate orthogonalisation ``U V^T`` of the last two dimensions of ``g`` (in bf16).
+def newton_schulz(g: torch.Tensor, steps: int = NS_STEPS, eps: float = NS_EPS,
+                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Approximate orthogonalisation ``U V^T`` of the last two dimensions of ``g``.
 
     The quintic's coefficients trade exactness for speed: the singular values come out in
-    [0.68, 1.14] on Gaussian matrices rather than exactly 1 (torch.optim.Muon's documentation: "S' ~
-    Uniform(0.5, 1.5), which turns out not to hurt model performance").
+    [0.68, 1.14] on Gaussian matrices rather than exactly 1 (torch.optim.Muon's documentation:
+    "S' ~ Uniform(0.5, 1.5), which turns out not to hurt model performance"). ``dtype``:
+    torch.optim.Muon computes in bf16 (tensor cores on a GPU); see :data:`ns_dtype`.
     """
     a, b, c = NS_COEFFICIENTS
     lead = g.shape[:-2]
-    x = g.bfloat16().reshape(-1, *g.shape[-2:]) if lead else g.bfloat16()
+    x = g.to(dtype).reshape(-1, *g.shape[-2:]) if lead else g.to(dtype)
     tall = g.size(-2) > g.size(-1)
     if tall:
         x = x.mT
@@ -53,6 +55,14 @@ def newton_schulz(g: torch.Tensor, steps: int = NS_STEPS, eps: float = NS_EPS) -
     return x.reshape(g.shape) if lead else x
 
 
+def ns_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA as torch.optim.Muon; float32 on a CPU, where it is faster (a tiny-preset
+    step's eight matrices: 4.8 vs 6.6 ms on the 2-core CPU of docs/performance.md) and keeps a
+    stacked ensemble's members within float32 rounding of separate runs (bf16 would amplify
+    the batched kernels' 1e-6 differences to ~1e-3)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
 def adjusted_lr(lr: float, shape: torch.Size, how: str) -> float:
     """torch.optim.Muon's per-matrix learning rate: ``match_rms_adamw`` (Moonshot:
     ``0.2 sqrt(max(A, B))``, so AdamW's lr and weight decay carry over) or ``original``."""
@@ -66,8 +76,10 @@ class Muon:
     """Nesterov momentum, Newton-Schulz orthogonalisation, decoupled weight decay."""
 
     def __init__(self, params: list[torch.Tensor], weight_decay: float, momentum: float = 0.95,
-                 nesterov: bool = True, adjust_lr: str = "match_rms_adamw"):
+                 nesterov: bool = True, adjust_lr: str = "match_rms_adamw",
+                 dtype: torch.dtype | None = None):
         self.params = list(params)
+        self.dtype = dtype  # None: ns_dtype of each matrix's device
         self.weight_decay, self.momentum, self.nesterov = weight_decay, momentum, nesterov
         self.adjust = adjust_lr
         self.buf = [torch.zeros_like(p) for p in self.params]
@@ -79,7 +91,7 @@ class Muon:
                 continue
             buf.lerp_(p.grad, 1 - self.momentum)
             update = p.grad.lerp(buf, self.momentum) if self.nesterov else buf
-            update = newton_schulz(update)
+            update = newton_schulz(update, dtype=self.dtype or ns_dtype(p.device))
             if self.weight_decay:
                 p.mul_(1 - lr * self.weight_decay)
             p.add_(update.to(p.dtype), alpha=-adjusted_lr(lr, p.shape, self.adjust))

@@ -1,0 +1,194 @@
+"""Optimizer and loss levers of issue 15: steps (and time) to grok, each lever alone and combined.
+
+``--target tiny``: the ``tiny`` preset from a fresh start (a new ``groklab train`` process, as
+bench_grok's target 1) to ``test_inferred_iid >= 0.9``, one thread, per recipe and seed: the
+preset itself, each lever added alone (Muon on the hidden matrices, ⊥Grad, ⊥Grad + StableMax,
+Grokfast-EMA) and the best combination found. Targets: median <= 1,000 steps and <= 15 s wall.
+
+``--target phi72``: phi = 7.2 on the tiny graph with bench_grok's model and data (2 x 128
+decoder at GPT-2 init, batch 512, bf16 autocast), in-process runs to ID >= 0.9 within
+``--budget`` steps: issue 7's best recipe (lr 1e-3, wd 5.0, Grokfast-EMA 0.99), each lever
+added to it alone, and the best combination. Target: the best recipe <= 2,000 steps on every
+seed. (The standard recipe's own step is not rerun here: bench_grok recorded > 60,000 steps
+for seeds 0 and 1, docs/performance.md.)
+
+Every lever changes the optimizer or the loss only, never the data. Printed per recipe: the
+steps to the target per seed ("> N" = not within the budget), their median, median wall and
+CPU seconds (tiny: the child process; phi72: the run's thread).
+
+Usage: python bench/bench_levers.py [--target tiny|phi72|all] [--seeds 0,1,2]
+       [--recipes NAME,...] [--budget N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_grok import PHI72_BASE, PHI72_RECIPES, TARGET, fresh_start, machine  # noqa: E402
+
+from groklab.data import make_dataset  # noqa: E402
+from groklab.train import load_config, train_run  # noqa: E402
+
+MUON = ["optim.optimizer=muon"]
+PERP = ["optim.perp_grad=true"]
+STABLEMAX = ["model.loss=stablemax"]
+GF_EMA = ["optim.grokfast=ema", "optim.grokfast_alpha=0.98", "optim.grokfast_lamb=2.0"]
+
+TINY_RECIPES = {  # key: (name, overrides of the tiny preset)
+    "preset": ("tiny preset (AdamW)", []),
+    "muon": ("+ muon", MUON),
+    "perp": ("+ perp_grad", PERP),
+    "perp-sm": ("+ perp_grad + stablemax", PERP + STABLEMAX),
+    "gf-ema": ("+ grokfast-ema", GF_EMA),
+    "best": ("best: muon, lr 4e-3", MUON + ["optim.lr=4e-3"]),
+}
+
+ISSUE7_BEST = PHI72_RECIPES["best"][1]
+PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
+    "issue7": ("issue-7 best (lr 1e-3, wd 5, gf-ema .99)", ISSUE7_BEST),
+    "muon": ("+ muon", ISSUE7_BEST + MUON),
+    "perp": ("+ perp_grad", ISSUE7_BEST + PERP),
+    "perp-sm": ("+ perp_grad + stablemax", ISSUE7_BEST + PERP + STABLEMAX),
+    "best": ("best: + muon + perp_grad", ISSUE7_BEST + MUON + PERP),
+}
+
+
+def _median(values):
+    """Median of steps where None (not reached) counts as +inf; None if the median is inf."""
+    xs = sorted(float("inf") if v is None else v for v in values)
+    m = statistics.median(xs)
+    return None if m == float("inf") else m
+
+
+def _steps(step, budget) -> str:
+    return f"{int(step)}" if step is not None else f">{budget}"
+
+
+def _table_head():
+    print(f"{'recipe':<44} {'steps to ID>=.9 per seed':<26} {'median':>7} {'wall s':>7} {'CPU s':>7}")
+
+
+def _table_row(name, runs, budget):
+    per_seed = " ".join(_steps(r["id_step"], budget) for r in runs)
+    med = _median([r["id_step"] for r in runs])
+    wall = statistics.median(r["wall"] for r in runs)
+    cpu = statistics.median(r["cpu"] for r in runs)
+    print(f"{name:<44} {per_seed:<26} {_steps(med, budget):>7} {wall:>7.1f} {cpu:>7.1f}", flush=True)
+    return med
+
+
+def bench_tiny(work: Path, seeds: list[int], recipes: list[str]) -> dict:
+    budget = load_config("tiny").train.steps
+    print(f"\n## tiny preset, fresh start (new process) to {TARGET}, one thread, seeds "
+          f"{','.join(map(str, seeds))}; median wall = the process's wall time (imports, data, "
+          f"training), CPU = its user+sys time; budget = the preset's {budget} steps")
+    _table_head()
+    out = {}
+    for key in recipes:
+        name, sets = TINY_RECIPES[key]
+        runs = []
+        for seed in seeds:
+            run = work / f"tiny-{key}-{seed}"
+            shutil.rmtree(run, ignore_errors=True)
+            r = fresh_start(run, sets + [f"train.seed={seed}"])
+            runs.append({"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
+                         "steps": r["steps"]})
+            shutil.rmtree(run, ignore_errors=True)
+        med = _table_row(name, runs, budget)
+        out[key] = {"name": name, "runs": runs, "median": med}
+    best = out.get("best")
+    if best:
+        wall = statistics.median(r["wall"] for r in best["runs"])
+        ok_steps = best["median"] is not None and best["median"] <= 1000
+        print(f"target (median <= 1,000 steps and <= 15 s wall): {_steps(best['median'], budget)} steps "
+              f"({'met' if ok_steps else 'missed'}), {wall:.1f} s wall "
+              f"({'met' if wall <= 15 else 'missed'})")
+    return out
+
+
+def bench_phi72(work: Path, seeds: list[int], recipes: list[str], budget: int) -> dict:
+    eval_every = 250
+    data_path = work / "data-phi72"
+    if not (data_path / "manifest.json").is_file():
+        make_dataset(load_config("tiny", PHI72_BASE).data, data_path, force=True)
+    print(f"\n## phi=7.2 on the tiny graph (bench_grok's data and model), in-process, one thread, "
+          f"seeds {','.join(map(str, seeds))}, budget {budget} steps, eval every {eval_every}; "
+          f"wall/CPU = the run's")
+    _table_head()
+    out = {}
+    for key in recipes:
+        name, sets = PHI72_LEVERS[key]
+        runs = []
+        for seed in seeds:
+            cfg = load_config("tiny", PHI72_BASE + sets + [
+                f"data_path={data_path}", f"train.seed={seed}", f"train.steps={budget}",
+                f"train.eval_every={eval_every}", f"train.stop_at=[{TARGET}]", "train.device=cpu",
+                "train.threads=1"])
+            run = work / f"phi72-{key}-{seed}"
+            shutil.rmtree(run, ignore_errors=True)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            s = train_run(cfg, run, quiet=True)
+            runs.append({"seed": seed, "id_step": s["first_step"][TARGET], "wall": time.perf_counter() - t0,
+                         "cpu": time.thread_time() - c0, "steps": s["steps"],
+                         "final_id": s["final"]["acc/test_inferred_iid"]})
+            shutil.rmtree(run, ignore_errors=True)
+        med = _table_row(name, runs, budget)
+        out[key] = {"name": name, "runs": runs, "median": med}
+    best = out.get("best")
+    if best:
+        every = all(r["id_step"] is not None and r["id_step"] <= 2000 for r in best["runs"])
+        print(f"target (best recipe <= 2,000 steps on every seed): {'met' if every else 'missed'}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--target", choices=["tiny", "phi72", "all"], default="all")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated train seeds (default 0,1,2)")
+    ap.add_argument("--recipes", default=None,
+                    help="comma-separated subset (tiny: " + ", ".join(TINY_RECIPES) + "; phi72: "
+                         + ", ".join(PHI72_LEVERS) + "; default all)")
+    ap.add_argument("--budget", type=int, default=2500, help="phi72: step budget per run (default 2500)")
+    ap.add_argument("--work", default=None, help="directory for runs (default: a temp dir, removed)")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-levers-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"# bench_levers: {time.strftime('%Y-%m-%d %H:%M')}, {machine()}")
+    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
+    t0 = time.perf_counter()
+    try:
+        for target, table in (("tiny", TINY_RECIPES), ("phi72", PHI72_LEVERS)):
+            if args.target not in (target, "all"):
+                continue
+            recipes = [r.strip() for r in args.recipes.split(",")] if args.recipes else list(table)
+            unknown = [r for r in recipes if r not in table]
+            if unknown:
+                ap.error(f"--recipes: unknown {', '.join(unknown)} for {target} "
+                         f"(allowed: {', '.join(table)})")
+            out[target] = (bench_tiny(work, seeds, recipes) if target == "tiny"
+                           else bench_phi72(work, seeds, recipes, args.budget))
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"# total {time.perf_counter() - t0:.0f} s wall")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
