@@ -111,6 +111,12 @@ def run(args) -> int:
                         init_from=args.init_from)
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif not args.quiet and "members" in summary:  # train.ensemble > 1: one line per member run
+        for name, member in summary["members"].items():
+            first = member.get("first_step", {})
+            reached = ", ".join(f"{k} at step {v}" for k, v in first.items() if v is not None)
+            print(f"{Path(args.out) / name}: {member.get('steps')} steps ({member.get('stopped')}); "
+                  f"{reached or 'no threshold reached'}")
     elif not args.quiet:
         first = summary.get("first_step", {})
         reached = ", ".join(f"{k} at step {v}" for k, v in first.items() if v is not None) or "no threshold reached"
