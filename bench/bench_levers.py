@@ -86,7 +86,9 @@ def _table_row(name, runs, budget):
     med = _median([r["id_step"] for r in runs])
     wall = statistics.median(r["wall"] for r in runs)
     cpu = statistics.median(r["cpu"] for r in runs)
-    print(f"{name:<44} {per_seed:<26} {_steps(med, budget):>7} {wall:>7.1f} {cpu:>7.1f}", flush=True)
+    final = " ".join(f"{r['final_id']:.3f}" for r in runs if "final_id" in r)
+    print(f"{name:<44} {per_seed:<26} {_steps(med, budget):>7} {wall:>7.1f} {cpu:>7.1f}"
+          + (f"  final ID {final}" if final else ""), flush=True)
     return med
 
 
