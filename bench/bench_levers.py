@@ -8,8 +8,7 @@ Grokfast-EMA) and the best combination found. Targets: median <= 1,000 steps and
 ``--target phi72``: phi = 7.2 on the tiny graph with bench_grok's model and data (2 x 128
 decoder at GPT-2 init, batch 512, bf16 autocast), in-process runs to ID >= 0.9 within
 ``--budget`` steps: issue 7's best recipe (lr 1e-3, wd 5.0, Grokfast-EMA 0.99), each lever
-added to it alone, and the best combination. Target: the best recipe <= 2,000 steps on every
-seed. (The standard recipe's own step is not rerun here: bench_grok recorded > 60,000 steps
+added to it alone, and their combination. Target: a recipe <= 2,000 steps on every seed. (The standard recipe's own step is not rerun here: bench_grok recorded > 60,000 steps
 for seeds 0 and 1, docs/performance.md.)
 
 Every lever changes the optimizer or the loss only, never the data. Printed per recipe: the
@@ -51,8 +50,8 @@ TINY_RECIPES = {  # key: (name, overrides of the tiny preset)
     "perp": ("+ perp_grad", PERP),
     "perp-sm": ("+ perp_grad + stablemax", PERP + STABLEMAX),
     "gf-ema": ("+ grokfast-ema", GF_EMA),
-    # best found (seed 0, docs/performance.md): Muon at twice the preset's lr; bf16 autocast
-    # (issue 7's opt-in speed lever: same steps, ~1.4x less time per step on AVX512-BF16)
+    # best found (docs/performance.md): Muon (lr 4e-3 took the same 1,600 steps as the preset's
+    # 2e-3) with bf16 autocast (issue 7's opt-in speed lever: fewer seconds per step on AVX512-BF16)
     "best": ("best: muon, lr 4e-3, bf16 autocast", MUON + ["optim.lr=4e-3", "train.amp=bf16"]),
 }
 
@@ -62,7 +61,8 @@ PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
     "muon": ("+ muon", ISSUE7_BEST + MUON),
     "perp": ("+ perp_grad", ISSUE7_BEST + PERP),
     "perp-sm": ("+ perp_grad + stablemax", ISSUE7_BEST + PERP + STABLEMAX),
-    "best": ("best: + muon + perp_grad", ISSUE7_BEST + MUON + PERP),
+    # the combination tried (measured worse than issue 7's recipe: docs/performance.md)
+    "combined": ("combined: + muon + perp_grad", ISSUE7_BEST + MUON + PERP),
 }
 
 
@@ -153,10 +153,11 @@ def bench_phi72(work: Path, seeds: list[int], recipes: list[str], budget: int) -
                 "final_id": s["final"]["acc/test_inferred_iid"]}
 
     out = _ablation(PHI72_LEVERS, recipes, seeds, budget, run_one)
-    best = out.get("best")
-    if best:
-        every = all(r["id_step"] is not None and r["id_step"] <= 2000 for r in best["runs"])
-        print(f"target (best recipe <= 2,000 steps on every seed): {'met' if every else 'missed'}")
+    every = {key: all(r["id_step"] is not None and r["id_step"] <= 2000 for r in v["runs"])
+             for key, v in out.items()}
+    met = [out[k]["name"] for k, ok in every.items() if ok]
+    print("target (a recipe <= 2,000 steps on every seed): "
+          + (f"met by {', '.join(met)}" if met else "missed by every recipe run"))
     return out
 
 

@@ -23,6 +23,8 @@ BENCHES = {
     "tracing": ("bench_tracing.py", ["--n", "100", "--loop-n", "20"], []),
     "throughput": ("bench_throughput.py", ["--quick"], []),
     "grok": ("bench_grok.py", ["--quick"], []),
+    "levers": ("bench_levers.py", ["--target", "tiny", "--seeds", "0", "--recipes", "preset,best"], []),
+    "ensemble": ("bench_ensemble.py", ["--steps", "200"], []),
 }
 
 
