@@ -8,9 +8,11 @@ summary.json, checkpoints, plots), which every downstream tool reads -- and ``gr
 ``ensemble.json`` (the member list) and the dataset the members share (``OUT/data``, their
 ``data_path``).
 
-One training step draws each member's batch from its own sampler, runs the S forwards and
-backwards as one (``torch.func.functional_call`` over member-stacked parameters under
-``torch.vmap``: batched matmuls), and updates the stacked tensors with the optimizer, Grokfast
+One training step draws each member's batch from its own sampler, runs the single run's own
+forward + loss (``Trainer._forward_loss``) on a stand-in model whose forwards are the S
+members' as one (``torch.func.functional_call`` over member-stacked parameters under
+``torch.vmap``: batched matmuls) and whose losses are taken per member (the study format's
+loss masks by data, which vmap cannot batch), backpropagates their sum, and updates the stacked tensors with the optimizer, Grokfast
 filter, ⊥Grad and weight EMA of a single run, whose element-wise updates are per member by
 construction and whose reductions (gradient clipping, ⊥Grad, Muon) are taken per member.
 Each member keeps a :class:`~groklab.train.loop.Trainer` for everything but the step: the
@@ -273,17 +275,47 @@ def _restore(active: list[Member]) -> int | None:
     return step
 
 
-class _AnswerLoss(nn.Module):
-    """``functional_call`` target: a member's loss on its batch (the trainer's forward + loss)."""
+class _Call(nn.Module):
+    """``functional_call`` target: one method of the template model (``forward`` or
+    ``answer_forward``) as a module's forward."""
 
-    def __init__(self, model: nn.Module, autocast):
+    def __init__(self, model: nn.Module, method: str):
         super().__init__()
-        self.model, self.autocast = model, autocast
+        self.model, self.method = model, method
 
-    def forward(self, input_ids, answer_pos, target):
-        with self.autocast():
-            logits = self.model.answer_forward(input_ids, answer_pos)
-        return self.model.loss(logits.float(), target)
+    def forward(self, *args):
+        return getattr(self.model, self.method)(*args)
+
+
+class _StackedModel:
+    """What ``Trainer._forward_loss`` needs of ``self.model``, for member-stacked parameters:
+    the forwards run vmapped over the members (batched matmuls), the losses per member (a
+    loss may index by data-dependent masks, which vmap cannot batch); losses come back (S,)."""
+
+    def __init__(self, template: nn.Module, params: dict, buffers: dict):
+        self.template, self.params, self.buffers = template, params, buffers
+        self._calls = {m: _Call(template, m) for m in ("forward", "answer_forward")}
+
+    def _vmapped(self, method: str, *args):
+        call = self._calls[method]
+
+        def one(params, buffers, *inputs):
+            params = {f"model.{n}": p for n, p in params.items()}
+            return torch.func.functional_call(call, (params, buffers), inputs)
+
+        return torch.vmap(one)(self.params, self.buffers, *args)
+
+    def __call__(self, input_ids):
+        return self._vmapped("forward", input_ids)
+
+    def answer_forward(self, input_ids, answer_pos):
+        return self._vmapped("answer_forward", input_ids, answer_pos)
+
+    def loss(self, logits, target):
+        return torch.stack([self.template.loss(lg, t) for lg, t in zip(logits, target)])
+
+    def sequence_loss(self, logits, labels):
+        return torch.stack([self.template.sequence_loss(lg, lb) for lg, lb in zip(logits, labels)])
 
 
 class Stack:
@@ -296,7 +328,6 @@ class Stack:
         self.cfg = first.cfg
         o = self.cfg.optim
         template = copy.deepcopy(first.model)
-        self.template = _AnswerLoss(template, first.autocast)
         names = [n for n, p in first.model.named_parameters() if p.requires_grad]
         self.names = names
         self.params = {n: torch.stack([dict(t.model.named_parameters())[n].detach() for t in trainers])
@@ -304,6 +335,8 @@ class Stack:
         # buffers may differ per member too (the recursive model's random z/y initial states)
         self.buffers = {f"model.{n}": torch.stack([dict(t.model.named_buffers())[n] for t in trainers])
                         for n, _ in template.named_buffers()}
+        # Trainer._forward_loss reads only self.model and self.autocast: run it on the stack
+        self.model, self.autocast = _StackedModel(template, self.params, self.buffers), first.autocast
         self.plist = [self.params[n] for n in names]
         by_id = {id(p): self.params[n] for n, p in first.model.named_parameters() if p.requires_grad}
         self.opt = build_optimizer(first.model, o.betas, o.eps, o.weight_decay, o.optimizer,
@@ -317,11 +350,6 @@ class Stack:
         self.loss_sum = torch.stack([t.loss_sum for t in trainers]).clone()
         self.loss_count = first.loss_count
         self.gather()
-        self._losses = torch.vmap(self._member_loss, in_dims=(0, 0, 0, 0, 0))
-
-    def _member_loss(self, params, buffers, input_ids, answer_pos, target):
-        params = {f"model.{n}": p for n, p in params.items()}
-        return torch.func.functional_call(self.template, (params, buffers), (input_ids, answer_pos, target))
 
     # ------------------------------------------------------------------ state in and out
     def gather(self) -> None:
@@ -361,8 +389,10 @@ class Stack:
         self.step += 1
         data = first.train_data
         idx = torch.stack([m.trainer.sampler.next() for m in self.members])
-        losses = self._losses(self.params, self.buffers, data.input_ids[idx], data.answer_pos[idx],
-                              data.target[idx])
+        batch = (data.input_ids[idx], data.answer_pos[idx], data.target[idx])
+        if data.labels is not None:  # the study format: every labelled position in the loss
+            batch += (data.labels[idx],)
+        losses = Trainer._forward_loss(self, *batch)
         losses.sum().backward()
         if self.filter is not None:
             self.filter.apply(self.plist)
