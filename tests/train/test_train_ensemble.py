@@ -11,6 +11,7 @@ import json
 import pytest
 
 from groklab.cli import main
+from groklab.errors import GroklabError
 from groklab.train import load_run, train_run
 from groklab.train import checkpoints as ck
 from groklab.train.config import read_config
@@ -114,3 +115,15 @@ def test_unsupported_combinations_exit_2_with_one_line(tmp_path, capsys, setting
     err = capsys.readouterr().err.strip()
     assert err.startswith("groklab: error: ") and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_bad_split_or_changed_resume_leaves_nothing_behind(micro_data, tmp_path):
+    out = tmp_path / "ens"
+    with pytest.raises(GroklabError, match="train.stop_at='nosuch' is invalid"):
+        train_run(_cfg(micro_data, ensemble=2, stop_at=["nosuch>=0.5"]), out, quiet=True)
+    assert not out.exists()
+    train_run(_cfg(micro_data, ensemble=2, steps=10), out, quiet=True)
+    before = {p: p.read_bytes() for p in out.rglob("*.yaml")}
+    with pytest.raises(GroklabError, match="optim.lr=0.01 is invalid when resuming"):
+        train_run(_cfg(micro_data, optim={"lr": 1e-2}, ensemble=2, steps=20), out, resume=True, quiet=True)
+    assert {p: p.read_bytes() for p in out.rglob("*.yaml")} == before

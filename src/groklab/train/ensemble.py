@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -97,30 +98,33 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
     check_supported(cfg)
     device = resolve_device(cfg.train.device)
     created = not run_dir.exists()
+    seeds = member_seeds(cfg)
     with contextlib.ExitStack() as locks:
         locks.enter_context(RunLock(run_dir))
         try:
             dataset, data_path = _shared_dataset(cfg, run_dir, quiet)
+            plans = []  # every member's config checked before anything is written
+            for seed in seeds:
+                mcfg, mdir = member_config(cfg, seed, data_path, dataset), run_dir / member_name(seed)
+                if resume and (mdir / CONFIG_NAME).is_file():
+                    mcfg = _resume_config(mcfg, mdir)
+                plans.append((mcfg, mdir))
+            atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
+            atomic_write_json(run_dir / ENSEMBLE_NAME, {
+                "size": len(seeds), "seeds": seeds, "members": [member_name(s) for s in seeds],
+                "data_path": str(data_path)})
+            members = []
+            for mcfg, mdir in plans:
+                locks.enter_context(RunLock(mdir))
+                atomic_write_text(mdir / CONFIG_NAME, mcfg.to_yaml())
+                members.append(Member(mcfg, dataset, device, mdir, callbacks))
         except GroklabError:
+            # as a single run: a bad config found only now (a stop_at split the data lacks)
+            # leaves nothing behind in a directory this call created
             if created and not resume:
-                import shutil
                 locks.close()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
-        seeds = member_seeds(cfg)
-        atomic_write_json(run_dir / ENSEMBLE_NAME, {
-            "size": len(seeds), "seeds": seeds, "members": [member_name(s) for s in seeds],
-            "data_path": str(data_path)})
-        members = []
-        for seed in seeds:
-            mcfg = member_config(cfg, seed, data_path, dataset)
-            mdir = run_dir / member_name(seed)
-            if resume and (mdir / CONFIG_NAME).is_file():
-                mcfg = _resume_config(mcfg, mdir)
-            locks.enter_context(RunLock(mdir))
-            atomic_write_text(mdir / CONFIG_NAME, mcfg.to_yaml())
-            members.append(Member(mcfg, dataset, device, mdir, callbacks))
         with members[0].trainer.threads():
             return _run(members, resume and any(m.has_rows() for m in members), quiet)
 
