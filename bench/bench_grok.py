@@ -203,6 +203,15 @@ def bench_tiny(work: Path, quick: bool, ablate: bool) -> dict:
 
 # ---------------------------------------------------------------------------- target 2
 
+def phi72_config(data_path: Path, sets: list[str], seed: int, budget: int, eval_every: int):
+    """One phi = 7.2 run: the tiny decoder at GPT-2 init on ``data_path``, recipe ``sets``,
+    until TARGET or ``budget`` steps, on one CPU thread (also used by bench_levers)."""
+    return load_config("tiny", PHI72_BASE + sets + [
+        f"data_path={data_path}", f"train.seed={seed}", f"train.steps={budget}",
+        f"train.eval_every={eval_every}", f"train.stop_at=[{TARGET}]", "train.device=cpu",
+        "train.threads=1"])
+
+
 def bench_phi72(work: Path, quick: bool, seeds: list[int], recipes: list[str],
                 budget: int | None) -> dict:
     budget = budget or (3000 if quick else 8000)
@@ -221,10 +230,7 @@ def bench_phi72(work: Path, quick: bool, seeds: list[int], recipes: list[str],
     for key in recipes:
         name, sets = PHI72_RECIPES[key]
         for seed in seeds:
-            cfg = load_config("tiny", PHI72_BASE + sets + [
-                f"data_path={data_path}", f"train.seed={seed}", f"train.steps={budget}",
-                f"train.eval_every={eval_every}", f"train.stop_at=[{TARGET}]", "train.device=cpu",
-                "train.threads=1"])
+            cfg = phi72_config(data_path, sets, seed, budget, eval_every)
             run = work / f"phi72-{len(results)}"
             shutil.rmtree(run, ignore_errors=True)
             t0 = time.perf_counter()

@@ -34,7 +34,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_grok import PHI72_BASE, PHI72_RECIPES, TARGET, fresh_start, machine  # noqa: E402
+from bench_grok import (PHI72_BASE, PHI72_RECIPES, TARGET, fresh_start, machine,  # noqa: E402
+                        phi72_config)
 
 from groklab.data import make_dataset  # noqa: E402
 from groklab.train import load_config, train_run  # noqa: E402
@@ -139,10 +140,7 @@ def bench_phi72(work: Path, seeds: list[int], recipes: list[str], budget: int) -
           f"wall/CPU = the run's")
 
     def run_one(key, sets, seed):
-        cfg = load_config("tiny", PHI72_BASE + sets + [
-            f"data_path={data_path}", f"train.seed={seed}", f"train.steps={budget}",
-            f"train.eval_every={eval_every}", f"train.stop_at=[{TARGET}]", "train.device=cpu",
-            "train.threads=1"])
+        cfg = phi72_config(data_path, sets, seed, budget, eval_every)
         run = work / f"phi72-{key}-{seed}"
         shutil.rmtree(run, ignore_errors=True)
         t0, c0 = time.perf_counter(), time.thread_time()
