@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from groklab.data.config import DataConfig
+from groklab.data.rows import BRIDGE, COLUMNS, FLAGS, IN0, IN2, LENGTH, TARGET
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_output_dir, sha256_file
 
 FORMAT_VERSION = 1
-COLUMNS = ("in0", "in1", "in2", "length", "target", "bridge", "flags")
+MANIFEST_NAME = "manifest.json"
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Split:
     @classmethod
     def from_rows(cls, name: str, rows: np.ndarray) -> "Split":
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(COLUMNS))
-        return cls(name, rows[:, 0:3].copy(), rows[:, 3].copy(), rows[:, 4].copy(),
-                   rows[:, 5].copy(), rows[:, 6].copy())
+        return cls(name, rows[:, IN0:IN2 + 1].copy(), rows[:, LENGTH].copy(),
+                   rows[:, TARGET].copy(), rows[:, BRIDGE].copy(), rows[:, FLAGS].copy())
 
     def rows(self) -> np.ndarray:
         """The (N, 7) int32 array in the on-disk column order."""
@@ -151,7 +152,7 @@ def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict,
             "columns": list(COLUMNS),
             "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return load_dataset(out, verify=False)
 
 
@@ -170,7 +171,7 @@ def _jsonable(obj):
 def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
     """Open a dataset directory; with ``verify`` check every file's sha256 against the manifest."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise bad_value("dataset", str(path), "a dataset directory with manifest.json "
                         "(made by `groklab data make`)")

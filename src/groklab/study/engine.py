@@ -67,14 +67,13 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
     A finished run made with another configuration is an error, never silently reused.
     """
     from groklab.errors import GroklabError
-    from groklab.train.config import read_config
-    from groklab.train.metrics import read_summary
+    from groklab.train import rundir
+    from groklab.train.config import config_from_dict
 
-    run_dir = Path(run_dir)
-    summary = read_summary(run_dir / "summary.json")
-    if summary is None or not summary.get("finished"):
+    summary = rundir.read_summary(run_dir)
+    if not rundir.is_finished(summary, config_from_dict(config)):
         return None
-    have = read_config(run_dir / "config.yaml").to_dict()
+    have = rundir.read_config(run_dir).to_dict()
     if _comparable(have) != _comparable(config):
         raise GroklabError(f"run {run_dir} was made with a different configuration; "
                            "use a new --out or remove that run directory")
@@ -83,7 +82,7 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
 
 def _comparable(cfg: dict) -> dict:
     """The parts of a run config that decide its trajectory (data through data_path)."""
-    from groklab.train.loop import RESUMABLE_FIELDS
+    from groklab.train.rundir import RESUMABLE_FIELDS
 
     cfg = json.loads(json.dumps(cfg))
     return {"data_path": str(Path(cfg["data_path"]).resolve()) if cfg.get("data_path") else None,
@@ -99,7 +98,9 @@ def has_checkpoint(run_dir: str) -> bool:
 
 def started(run_dir: str) -> bool:
     """True once train_run has written the run's config.yaml (then it can be resumed)."""
-    return (Path(run_dir) / "config.yaml").is_file()
+    from groklab.train.rundir import is_started
+
+    return is_started(run_dir)
 
 
 def train_spec(spec: dict, quiet: bool = True) -> dict:
@@ -124,9 +125,9 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
 
 
 def metrics(run_dir: str | Path) -> list[dict]:
-    from groklab.train.metrics import read_metrics
+    from groklab.train.rundir import read_metrics
 
-    return read_metrics(Path(run_dir) / "metrics.jsonl")
+    return read_metrics(run_dir)
 
 
 def n_params(model: dict, vocab_size: int) -> int:

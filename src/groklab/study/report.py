@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from groklab.data.dataset import MANIFEST_NAME
 from groklab.fsutil import atomic_write_json, atomic_write_text
 from groklab.study import claims, document as D, engine, figures, reference
 from groklab.study.compute import FORMULA
 from groklab.study.scales import CONTROL, REGIMES
+from groklab.train.rundir import CONFIG_NAME
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -73,7 +75,7 @@ def collect(study_dir: Path) -> dict:
     comp = _load(study_dir / "analysis" / "compute.json") or {"rows": {}, "target": 0.5}
     data = {}
     for d in sorted((study_dir / "data").iterdir()) if (study_dir / "data").is_dir() else []:
-        if (d / "manifest.json").exists():
+        if (d / MANIFEST_NAME).exists():
             man = engine.manifest(d)
             data[d.name] = {"counts": man.get("counts", {}), "stats": man.get("stats", {})}
     from groklab.study.pipeline import STAGES
@@ -411,7 +413,7 @@ def write_report(study_dir: str | Path) -> list[Path]:
 def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
     for fam in ev["study"]["families"]:
         for kind, src in (("pretrain", "natural"), ("finetune", "natural")):
-            path = study_dir / "runs" / kind / f"{fam}-{src}" / "config.yaml"
+            path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
                 doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
                         D.Code(path.read_text(), "yaml"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from groklab.fsutil import atomic_write_json
+from groklab.train import rundir
 
 TRIALS_DIR, RESULTS_DIR, LOGS_DIR = "trials", "results", "logs"
 RUNNING = "running"
@@ -85,8 +86,7 @@ def train_trial(job: TrialJob, callbacks=()) -> dict:
     if job.tensorboard:  # last: it records what the other callbacks added to the row
         from groklab.export.tensorboard import TensorBoardCallback
         callbacks.append(TensorBoardCallback(job.run_dir))
-    resume = (job.run_dir / "config.yaml").is_file()
-    return train_run(cfg, job.run_dir, resume=resume, callbacks=callbacks, quiet=True)
+    return train_run(cfg, job.run_dir, resume=rundir.is_started(job.run_dir), callbacks=callbacks, quiet=True)
 
 
 def execute_trial(job: TrialJob, trial_fn=train_trial, callbacks=(), engine: str = "local") -> dict:
@@ -151,27 +151,26 @@ def append_log(job: TrialJob, text: str) -> None:
 
 def run_summary(job: TrialJob) -> dict | None:
     try:
-        return json.loads((job.run_dir / "summary.json").read_text(encoding="utf-8"))
+        return rundir.read_summary(job.run_dir)
     except (OSError, ValueError):
         return None
 
 
 def is_complete(job: TrialJob) -> bool:
-    """True when a re-run has nothing to do for this trial: its run finished (all steps, early
-    stop or divergence) or a scheduler stopped it. Failed and interrupted trials run again."""
+    """True when a re-run has nothing to do for this trial: a scheduler stopped it, or resuming
+    its run would do nothing (``rundir.is_finished``: all steps, its stop_at targets, early
+    stop, divergence). Failed and interrupted trials run again."""
     record = read_record(job) or {}
     if record.get("status") == STOPPED:
         return True
     summary = run_summary(job)
     if not summary or not summary.get("finished"):
         return False
-    if summary.get("stopped") in ("early_stop", "nonfinite"):
-        return True
     try:
-        steps = job.config().train.steps
+        cfg = job.config()
     except Exception:  # noqa: BLE001 - an invalid config is reported when the trial runs
         return False
-    return summary.get("steps", 0) >= steps
+    return rundir.is_finished(summary, cfg)
 
 
 def write_plan(spec, sweep_dir: str | os.PathLike) -> None:

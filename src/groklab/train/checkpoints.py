@@ -22,8 +22,8 @@ from safetensors.torch import save as st_save
 
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_bytes, atomic_write_json
+from groklab.train.rundir import CKPT_DIR
 
-CKPT_DIR = "checkpoints"
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.json$")
 
