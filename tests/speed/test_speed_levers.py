@@ -7,7 +7,6 @@ with CUDA the device-parametrised tests also run there.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest

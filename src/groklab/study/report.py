@@ -243,7 +243,7 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     doc.add(D.Heading(1, "Claim 3: new facts transfer as first hop, almost never as second"))
     inj = ev["data"].get("new_knowledge", {})
     doc.add(D.Para(
-        f"New-knowledge set (from the natural dataset): "
+        "New-knowledge set (from the natural dataset): "
         + ", ".join(f"{k} {n:,}" for k, n in inj.get("counts", {}).items())
         + ". Finetune train = replay + new atomic facts; no composition with a new fact is "
           "trained. Every pretrained model and a from-scratch control are finetuned on it."))
@@ -345,7 +345,7 @@ def _setup(doc: D.Document, ev: dict) -> None:
                 f"new-knowledge set: {scale['inject']['new_facts']} new facts, replay budget "
                 f"{scale['inject']['replay']} items",
                 "model families: " + ", ".join(info["families"]),
-                f"pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
+                "pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
                                                     for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
                 f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "

@@ -279,7 +279,8 @@ class Trainer:
     def _stop_reason(self) -> str | None:
         t, last = self.cfg.train, self.rows[-1]
         if last["loss"] is not None and not math.isfinite(last["loss"]):
-            warnings.warn(f"training loss is {last['loss']} at step {self.step}; stopping", RuntimeWarning)
+            warnings.warn(f"training loss is {last['loss']} at step {self.step}; stopping", RuntimeWarning,
+                          stacklevel=2)
             return "nonfinite"
         if self.stop_at and all((last.get(k if k == "train_acc" else f"acc/{k}") or 0) >= x
                                 for k, x in self.stop_at):
