@@ -109,8 +109,7 @@ def test_base_path_is_relative_to_the_sweep_file(tmp_path):
 
 
 def test_shipped_sweep_files_load():
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    from groklab.train.config import SWEEP_DIR as root
     sizes = {p.stem: len(load_sweep(p).trials()) for p in sorted(root.glob("*.yaml"))}
     assert sizes["micro"] == 4
     assert {"phi", "exposure"} <= set(sizes)

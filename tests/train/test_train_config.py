@@ -86,8 +86,9 @@ def test_config_file_with_base_and_roundtrip(tmp_path):
     assert again.to_dict() == cfg.to_dict()
 
 
-def test_config_dir_is_the_repository_configs():
+def test_config_dir_is_the_packaged_configs():
     assert (CONFIG_DIR / "tiny.yaml").is_file()
+    assert CONFIG_DIR.parent.name == "groklab"   # package data, not a path beside the source tree
 
 
 def test_micro_config_helper_is_valid(micro_data):

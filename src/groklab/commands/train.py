@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME",
-                     help="a preset of configs/ (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
+                     help="a bundled preset (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
     src.add_argument("--config", metavar="FILE", help="a YAML run config (sections data, model, optim, train)")
     p.add_argument("--out", required=True, metavar="RUN", help="the run directory to create (or to resume)")
     p.add_argument("--data", metavar="DIR",

@@ -95,10 +95,17 @@ class SweepSpec:
 # ---------------------------------------------------------------------------- parsing
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML file (every trial's config is built once to check it)."""
+    """Read and validate a sweep YAML file, or a bundled sweep by name (``micro``: the package's
+    groklab/configs/sweeps/micro.yaml); every trial's config is built once to check it."""
+    from groklab.train.config import SWEEP_DIR  # the train package needs torch; parsing does not
+
     path = Path(path)
+    bundled = SWEEP_DIR / f"{path}.yaml"
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1 and bundled.is_file():
+        path = bundled
     if not path.is_file():
-        raise bad_value("sweep", str(path), "an existing sweep YAML file")
+        names = ", ".join(sorted(p.stem for p in SWEEP_DIR.glob("*.yaml")))
+        raise bad_value("sweep", str(path), f"an existing sweep YAML file or a bundled sweep ({names})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -3,7 +3,8 @@
 A run config has four sections, ``data`` (:class:`groklab.data.DataConfig`), ``model``
 (:class:`groklab.models.ModelConfig`), ``optim`` and ``train``, plus ``data_path`` (an
 existing dataset directory to train on instead of generating ``data`` into the run).
-Presets live in ``configs/NAME.yaml``; a preset may start from another with ``base: NAME``;
+Presets are package data, ``groklab/configs/NAME.yaml`` (found with importlib.resources, so an
+installed wheel has them); a preset may start from another with ``base: NAME``;
 a ``data`` section may start from a data preset with ``preset: tiny|small|paper``.
 Everything is validated on load and bad values raise :class:`GroklabError` naming the field.
 """
@@ -14,16 +15,18 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-import groklab
 from groklab.data import DATA_PRESETS, DataConfig
 from groklab.errors import GroklabError, bad_value, check_range
 from groklab.models import ModelConfig
 
-CONFIG_DIR = Path(groklab.__file__).resolve().parents[2] / "configs"
+# the bundled presets (and sweeps/): a directory on disk for any installed or source checkout
+CONFIG_DIR = Path(str(resources.files("groklab") / "configs"))
+SWEEP_DIR = CONFIG_DIR / "sweeps"
 SCHEDULES = ("constant", "cosine")
 GROKFAST = ("none", "ema", "ma")
 AMP = ("none", "bf16", "auto")
