@@ -35,7 +35,7 @@ def _pairs(index: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return a, members[a, i], members[a, j]
 
 
-def build_comparison(cfg: DataConfig) -> Built:
+def build_comparison(cfg: DataConfig, field_path: str = "") -> Built:
     """Generate the comparison dataset of ``cfg`` (validated) in memory."""
     E, A, V, seed = cfg.entities, cfg.relations, cfg.values, cfg.seed
     value = streams.stream(seed, streams.GRAPH).integers(0, V, size=(E, A))
@@ -68,9 +68,9 @@ def build_comparison(cfg: DataConfig) -> Built:
     n_test = int(round(cfg.id_test_ratio * pool))
     id_test = np.sort(streams.stream(seed, streams.ID_TEST).choice(pool, n_test, replace=False))
     n_id_atomic = A * n_id
-    n_train = train_count(cfg.phi, n_id_atomic, pool - n_test)
+    n_train = train_count(cfg.phi, n_id_atomic, pool - n_test, f"{field_path}phi")
     if n_train > MAX_TRAIN_ITEMS:
-        raise bad_value("phi", cfg.phi, f"at most {MAX_TRAIN_ITEMS // max(n_id_atomic, 1)} for this "
+        raise bad_value(f"{field_path}phi", cfg.phi, f"at most {MAX_TRAIN_ITEMS // max(n_id_atomic, 1)} for this "
                         f"size (limit {MAX_TRAIN_ITEMS:,} training comparisons)")
     draw = streams.stream(seed, streams.TRAIN_SAMPLE).choice(pool, min(pool, n_train + n_test),
                                                              replace=False)

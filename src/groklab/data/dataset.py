@@ -194,14 +194,17 @@ def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
     return Dataset(path, manifest, vocab)
 
 
-def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False) -> Dataset:
-    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it."""
+def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False,
+                 field_path: str = "") -> Dataset:
+    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it. A bad config
+    is an error naming ``field_path + field`` (``"data."`` when it is a run config's)."""
     from groklab.data.comparison import build_comparison
     from groklab.data.splits import build_composition
 
-    cfg.validate()
+    cfg.validate(field_path)
     check_output(out, force)
-    built = build_composition(cfg) if cfg.task == "composition" else build_comparison(cfg)
+    build = build_composition if cfg.task == "composition" else build_comparison
+    built = build(cfg, field_path)
     return write_dataset(out, task=cfg.task, kind="generated", config=cfg.to_dict(), seed=cfg.seed,
                          vocab=built.vocab, atomic=built.atomic, splits=built.splits,
                          stats=built.stats, force=force)

@@ -20,7 +20,7 @@ from groklab.data.dataset import MANIFEST_NAME
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
 from groklab.train import rundir
-from groklab.train.config import RunConfig, prefix_errors
+from groklab.train.config import RunConfig
 from groklab.train.lock import RunLock
 from groklab.train.init_from import load_initial_weights
 from groklab.train.rundir import RESUMABLE_FIELDS, resolve_device
@@ -59,7 +59,7 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
             return summary
         try:
             rundir.write_config(run_dir, cfg)
-            dataset = external or prefix_errors("data.", lambda: _run_dataset(cfg, run_dir, quiet))
+            dataset = external or _run_dataset(cfg, run_dir, quiet)
             trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
             _start_weights(trainer, run_dir, resume, init_from)
         except GroklabError:
@@ -150,4 +150,4 @@ def _run_dataset(cfg: RunConfig, run_dir: Path, quiet: bool) -> Dataset:
         return load_dataset(path, verify=True)
     if not quiet:
         log(f"generating the dataset into {path}")
-    return make_dataset(cfg.data, path, force=True)
+    return make_dataset(cfg.data, path, force=True, field_path="data.")

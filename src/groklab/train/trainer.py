@@ -28,7 +28,7 @@ from groklab.train import checkpoints as ck
 from groklab.train import metrics as mx
 from groklab.train import rundir
 from groklab.train.batching import BatchSampler
-from groklab.train.config import RunConfig, stop_targets
+from groklab.train.config import RunConfig, checkpoint_schedule, stop_targets
 from groklab.train.ema import WeightEMA
 from groklab.train.evaluate import evaluate_batchables, to_batchable
 from groklab.train.grokfast import build_filter
@@ -67,6 +67,7 @@ class Trainer:
         self.probes = {n: to_batchable(dataset.split(n), answer_slot, device) for n in dataset.probe_names}
         self.sampler = BatchSampler(len(self.train_data), t.batch_size, t.seed, device)
         self.stop_at = stop_targets(t.stop_at)
+        self.checkpoint_every = checkpoint_schedule(t.checkpoint_every)
         known = ["train_acc", *self.probes]
         for name, _ in self.stop_at:
             if name not in known:
@@ -237,7 +238,7 @@ class Trainer:
         try:
             if not self.rows:  # the initial evaluation
                 self._record(self.evaluate_row(elapsed()), writer, bar)
-                if ck.checkpoint_due(0, t.checkpoint_every):
+                if ck.checkpoint_due(0, self.checkpoint_every):
                     self.checkpoint(elapsed())
             stopped = self._stop_reason()
             self.model.train()
@@ -248,7 +249,7 @@ class Trainer:
                     if self.step % t.eval_every == 0 or self.step >= t.steps:
                         self._record(self.evaluate_row(elapsed()), writer, bar)
                         stopped = self._stop_reason()
-                    if stopped is not None or ck.checkpoint_due(self.step, t.checkpoint_every):
+                    if stopped is not None or ck.checkpoint_due(self.step, self.checkpoint_every):
                         self.checkpoint(elapsed())
                     elif interrupted:
                         self.checkpoint(elapsed())
