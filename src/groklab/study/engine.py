@@ -1,7 +1,7 @@
 """The study's only contact points with data, train and analysis (one place to read).
 
 Everything here is a thin call into another layer's public API (docs/architecture.md);
-``train_spec`` is also the worker function of ``--jobs N`` (top-level, picklable).
+``train_spec`` is also what each worker of ``--jobs N`` runs (``study.runner.train_job``).
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ class TrialJob:
     tensorboard: bool = False
     cwd: str = "."            # the directory relative paths in the config are relative to
 
+    def __post_init__(self):
+        object.__setattr__(self, "overrides", tuple(self.overrides))  # a list from JSON
+
     @property
     def run_dir(self) -> Path:
         return Path(self.sweep_dir) / TRIALS_DIR / self.name
