@@ -58,7 +58,6 @@ class Dataset:
         self.vocab = vocab
         self._splits: dict[str, Split] = {}
         self._atomic: np.ndarray | None = None
-        self._token_ids: dict[str, int] | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -95,13 +94,6 @@ class Dataset:
         if self._atomic is None:
             self._atomic = np.load(self.path / "atomic.npy", allow_pickle=False)
         return self._atomic
-
-    def token_id(self, token: str) -> int:
-        if self._token_ids is None:
-            self._token_ids = {t: i for i, t in enumerate(self.vocab)}
-        if token not in self._token_ids:
-            raise bad_value("token", token, f"a token of {self.path}/vocab.json")
-        return self._token_ids[token]
 
     def decode(self, ids) -> str:
         """Token ids -> text, e.g. ``'<e_3><r_1><r_7>'`` (negative ids skipped)."""

@@ -75,10 +75,6 @@ class SweepSpec:
     name: str = "sweep"
     description: str = ""
 
-    @property
-    def swept_keys(self) -> list[str]:
-        return list(self.grid) + [k for k in self.random if k not in self.grid]
-
     def trials(self) -> list[Trial]:
         """Every trial, in a fixed order (grid points x random samples)."""
         return expand(self)
