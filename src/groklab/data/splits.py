@@ -15,6 +15,7 @@ from groklab.data.vocab import composition_vocab
 from groklab.errors import bad_value
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
+TRAINED_PROBES = PROBES[:3]  # samples of the training items themselves (train_acc averages them)
 
 
 @dataclass

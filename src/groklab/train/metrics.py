@@ -12,9 +12,10 @@ import math
 import os
 from pathlib import Path
 
+from groklab.data.splits import TRAINED_PROBES
 from groklab.fsutil import atomic_write_text
 
-TRAIN_PROBES = ("id_atomic", "ood_atomic", "train_inferred")
+TRAIN_PROBES = TRAINED_PROBES
 TRAIN_THRESHOLD = 0.99
 SPLIT_THRESHOLD = 0.9
 
