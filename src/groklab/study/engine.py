@@ -9,22 +9,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
+from groklab.analysis.compare import compare_models
+from groklab.analysis.lens import lens_metrics
+from groklab.data.config import DataConfig
+from groklab.data.dataset import MANIFEST_NAME, load_dataset, make_dataset
+from groklab.data.injection import inject_dataset
+from groklab.errors import GroklabError
+from groklab.models import ModelConfig, build_model, count_params
 from groklab.study.scales import StudyScale
+from groklab.train import load_model, rundir, train_run
+from groklab.train.checkpoints import checkpoint_steps
+from groklab.train.config import config_from_dict
+from groklab.train.rundir import RESUMABLE_FIELDS
 
 
 def torch_version() -> str:
-    import torch
-
     return torch.__version__
 
 
 # ---------------------------------------------------------------------------- data
 def make_data(cfg: dict, out: Path) -> dict:
     """Generate a dataset (reused when a complete one is already there); return its counts."""
-    from groklab.data.config import DataConfig
-    from groklab.data.dataset import load_dataset, make_dataset
-
-    if (Path(out) / "manifest.json").exists():
+    if (Path(out) / MANIFEST_NAME).exists():
         ds = load_dataset(out, verify=True)
     else:
         ds = make_dataset(DataConfig.from_dict(cfg), out)
@@ -32,24 +40,19 @@ def make_data(cfg: dict, out: Path) -> dict:
 
 
 def make_injected(src: Path, out: Path, new_facts: int, replay: int, seed: int) -> dict:
-    from groklab.data.dataset import load_dataset
-    from groklab.data.injection import inject_dataset
-
-    if (Path(out) / "manifest.json").exists():
+    if (Path(out) / MANIFEST_NAME).exists():
         return load_dataset(out, verify=True).manifest
     return inject_dataset(src, out, new_facts=new_facts, replay=replay, seed=seed).manifest
 
 
 def manifest(path: Path) -> dict:
-    return json.loads((Path(path) / "manifest.json").read_text())
+    return json.loads((Path(path) / MANIFEST_NAME).read_text())
 
 
 # ---------------------------------------------------------------------------- train
 def run_config(scale: StudyScale, family: str, *, data_path: Path, steps: int, eval_every: int,
                device: str, finetune: bool = False) -> dict:
     """The RunConfig (as a nested dict) of one study run; validated by the train layer."""
-    from groklab.train.config import config_from_dict
-
     optim = dict(scale.optim[family])
     if finetune:
         optim.update(scale.finetune_optim.get(family, {}))
@@ -66,10 +69,6 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
 
     A finished run made with another configuration is an error, never silently reused.
     """
-    from groklab.errors import GroklabError
-    from groklab.train import rundir
-    from groklab.train.config import config_from_dict
-
     summary = rundir.read_summary(run_dir)
     if not rundir.is_finished(summary, config_from_dict(config)):
         return None
@@ -82,8 +81,6 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
 
 def _comparable(cfg: dict) -> dict:
     """The parts of a run config that decide its trajectory (data through data_path)."""
-    from groklab.train.rundir import RESUMABLE_FIELDS
-
     cfg = json.loads(json.dumps(cfg))
     return {"data_path": str(Path(cfg["data_path"]).resolve()) if cfg.get("data_path") else None,
             "model": cfg["model"], "optim": cfg["optim"],
@@ -91,16 +88,12 @@ def _comparable(cfg: dict) -> dict:
 
 
 def has_checkpoint(run_dir: str) -> bool:
-    from groklab.train.checkpoints import checkpoint_steps
-
     return bool(checkpoint_steps(run_dir))
 
 
 def started(run_dir: str) -> bool:
     """True once train_run has written the run's config.yaml (then it can be resumed)."""
-    from groklab.train.rundir import is_started
-
-    return is_started(run_dir)
+    return rundir.is_started(run_dir)
 
 
 def train_spec(spec: dict, quiet: bool = True) -> dict:
@@ -110,11 +103,6 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
     no checkpoint yet it starts over). A finetune run starts from the pretrained run's final
     weights (EMA when kept): ``train_run(init_from=...)``.
     """
-    import torch
-
-    from groklab.train import train_run
-    from groklab.train.config import config_from_dict
-
     torch.set_num_threads(1)
     cfg = config_from_dict(spec["config"])
     callbacks = [lens_callback(spec["family"], tuple(spec["lens_splits"]), spec["lens_queries"])]
@@ -125,14 +113,10 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
 
 
 def metrics(run_dir: str | Path) -> list[dict]:
-    from groklab.train.rundir import read_metrics
-
-    return read_metrics(run_dir)
+    return rundir.read_metrics(run_dir)
 
 
 def n_params(model: dict, vocab_size: int) -> int:
-    from groklab.models import ModelConfig, build_model, count_params
-
     return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
 
 
@@ -153,8 +137,6 @@ CLAIM1_MEASURE = ("Pearson r of the two models' causal-tracing grids (fraction o
 
 def lens_callback(family: str, splits: tuple[str, ...], max_queries: int):
     """Training callback: logit-lens bridge-found rates (``lens/<split>/bridge_found``...)."""
-    from groklab.analysis.lens import lens_metrics
-
     positions = BRIDGE_POSITIONS[family]
 
     def callback(step, model, dataset, row):
@@ -176,10 +158,6 @@ def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
     Returns {similarity, ci_low, ci_high, n, measure, lens_corr, lens_ci, maps, compare};
     similarity None (with ``error``) when no query can be traced (models that do not answer).
     """
-    from groklab.analysis.compare import compare_models
-    from groklab.errors import GroklabError
-    from groklab.train import load_model
-
     model_a, ds_a = load_model(run_a, ema=True)
     model_b, ds_b = load_model(run_b, ema=True)
     out = {"similarity": None, "ci_low": None, "ci_high": None, "n": 0,

@@ -33,7 +33,9 @@ from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine
 from groklab.study.markers import read_marker, write_marker
+from groklab.study.runner import LOGS_DIR, StudyRunJob, train_job
 from groklab.study.scales import CONTROL, REGIMES, StudyScale
+from groklab.sweep.local import run_local
 
 STAGES = ("data", "pretrain", "claim1", "claim2", "claim3", "compute", "report")
 INJECTED = "new_knowledge"
@@ -234,9 +236,6 @@ class Study:
         in STUDY/logs, see study.runner). On Ctrl-C every worker saves a checkpoint of its run
         and exits, so the next ``reproduce`` resumes each run from it. A failed run is reported
         at the end; the other runs go on."""
-        from groklab.study.runner import LOGS_DIR, StudyRunJob, train_job
-        from groklab.sweep.local import run_local
-
         by_name = {s.name: s for s in todo}
         jobs = [StudyRunJob(s.name, asdict(s), str(self.out / LOGS_DIR)) for s in todo]
         n, failed = len(todo), []

@@ -39,6 +39,8 @@ import numpy as np
 import yaml
 
 from groklab.errors import GroklabError, bad_value, check_range
+from groklab.train import load_config
+from groklab.train.config import SWEEP_DIR
 
 TOP_KEYS = ("name", "description", "base", "set", "grid", "random", "lens", "tensorboard", "ray")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -93,8 +95,6 @@ class SweepSpec:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML file, or a bundled sweep by name (``micro``: the package's
     groklab/configs/sweeps/micro.yaml); every trial's config is built once to check it."""
-    from groklab.train.config import SWEEP_DIR  # the train package needs torch; parsing does not
-
     path = Path(path)
     bundled = SWEEP_DIR / f"{path}.yaml"
     if not path.is_file() and path.suffix == "" and len(path.parts) == 1 and bundled.is_file():
@@ -167,8 +167,6 @@ def n_trials(spec: SweepSpec) -> int:
 
 def check_trial_configs(spec: SweepSpec) -> None:
     """Build each trial's RunConfig once: a bad value raises GroklabError naming the trial."""
-    from groklab.train import load_config
-
     for trial in spec.trials():
         try:
             load_config(spec.base, trial.overrides)

@@ -24,8 +24,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from groklab.fsutil import atomic_write_json
-from groklab.train import rundir
+import yaml
+
+from groklab.analysis.lens import lens_callback
+from groklab.export.tensorboard import TensorBoardCallback
+from groklab.fsutil import atomic_write_json, atomic_write_text
+from groklab.train import load_config, rundir, train_run
 
 TRIALS_DIR, RESULTS_DIR, LOGS_DIR = "trials", "results", "logs"
 RUNNING = "running"
@@ -61,7 +65,6 @@ class TrialJob:
         return Path(self.sweep_dir) / LOGS_DIR / f"{self.name}.log"
 
     def config(self):
-        from groklab.train import load_config
         return load_config(self.base, self.overrides)
 
 
@@ -79,15 +82,11 @@ def train_trial(job: TrialJob, callbacks=()) -> dict:
     """The default trial function: ``train_run`` in the trial's run directory, resuming it when
     an earlier attempt left a config there; optional logit-lens callback (sweep ``lens:``) and
     TensorBoard scalars (sweep ``tensorboard: true``, in RUN/tensorboard)."""
-    from groklab.train import train_run
-
     cfg = job.config()
     callbacks = list(callbacks)
     if job.lens:
-        from groklab.analysis.lens import lens_callback
         callbacks.insert(0, lens_callback(job.lens["splits"], n=job.lens["n"]))
     if job.tensorboard:  # last: it records what the other callbacks added to the row
-        from groklab.export.tensorboard import TensorBoardCallback
         callbacks.append(TensorBoardCallback(job.run_dir))
     return train_run(cfg, job.run_dir, resume=rundir.is_started(job.run_dir), callbacks=callbacks, quiet=True)
 
@@ -178,10 +177,6 @@ def is_complete(job: TrialJob) -> bool:
 
 def write_plan(spec, sweep_dir: str | os.PathLike) -> None:
     """``sweep.yaml`` and ``trials.json`` into the sweep directory."""
-    import yaml
-
-    from groklab.fsutil import atomic_write_text
-
     root = Path(sweep_dir)
     atomic_write_text(root / "sweep.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
     atomic_write_json(root / "trials.json", [{"index": t.index, "name": t.name, "params": t.params}
