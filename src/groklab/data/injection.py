@@ -21,7 +21,7 @@ import numpy as np
 
 from groklab.data import flags as F
 from groklab.data import rng as streams
-from groklab.data.dataset import Dataset, check_output, load_dataset, write_dataset
+from groklab.data.dataset import MANIFEST_NAME, Dataset, check_output, load_dataset, write_dataset
 from groklab.data.graph import Graph, chains_from
 from groklab.data.splits import cap_sample
 from groklab.data.rows import ATOMIC_LENGTH, BRIDGE, IN0, IN1, IN2, LENGTH, TWO_HOP_LENGTH
@@ -169,7 +169,7 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
         "inject": {"new_facts": int(new_facts), "replay": int(replay), "seed": int(seed),
                    "chain_fraction": float(chain_fraction)},
         "source": {"path": str(Path(src).resolve()),
-                   "manifest_sha256": sha256_file(Path(src) / "manifest.json")},
+                   "manifest_sha256": sha256_file(Path(src) / MANIFEST_NAME)},
     }
     return write_dataset(out, task="composition", kind="injected", config=source.config,
                          seed=int(seed), vocab=source.vocab, atomic=graph.atomic_array(),
