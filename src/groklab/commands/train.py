@@ -8,7 +8,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-# what --resume may change: groklab.train.loop.RESUMABLE_FIELDS (not imported here: the CLI stays
+# what --resume may change: groklab.train.rundir.RESUMABLE_FIELDS (not imported here: the CLI stays
 # fast to start without torch; tests/train/test_train_cli.py checks the two agree)
 RESUMABLE_HELP = ("train.{steps, device, threads, eval_batch_size, early_stop_patience, "
                   "early_stop_delta, plots, checkpoint_every, compile, stop_at}")
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME",
-                     help="a preset of configs/ (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
+                     help="a bundled preset (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
     src.add_argument("--config", metavar="FILE", help="a YAML run config (sections data, model, optim, train)")
     p.add_argument("--out", required=True, metavar="RUN", help="the run directory to create (or to resume)")
     p.add_argument("--data", metavar="DIR",
@@ -79,7 +79,7 @@ def _overrides(args) -> list[str]:
 def run(args) -> int:
     from groklab.train import load_config, train_run
     from groklab.train.config import config_from_dict, apply_override
-    from groklab.train.loop import CONFIG_NAME
+    from groklab.train.rundir import CONFIG_NAME
 
     source = args.preset or args.config
     overrides = _overrides(args)

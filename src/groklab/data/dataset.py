@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from groklab.data.config import DataConfig
+from groklab.data.rows import BRIDGE, COLUMNS, FLAGS, IN0, IN2, LENGTH, TARGET
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_output_dir, sha256_file
 
 FORMAT_VERSION = 1
-COLUMNS = ("in0", "in1", "in2", "length", "target", "bridge", "flags")
+MANIFEST_NAME = "manifest.json"
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Split:
     @classmethod
     def from_rows(cls, name: str, rows: np.ndarray) -> "Split":
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(COLUMNS))
-        return cls(name, rows[:, 0:3].copy(), rows[:, 3].copy(), rows[:, 4].copy(),
-                   rows[:, 5].copy(), rows[:, 6].copy())
+        return cls(name, rows[:, IN0:IN2 + 1].copy(), rows[:, LENGTH].copy(),
+                   rows[:, TARGET].copy(), rows[:, BRIDGE].copy(), rows[:, FLAGS].copy())
 
     def rows(self) -> np.ndarray:
         """The (N, 7) int32 array in the on-disk column order."""
@@ -57,7 +58,6 @@ class Dataset:
         self.vocab = vocab
         self._splits: dict[str, Split] = {}
         self._atomic: np.ndarray | None = None
-        self._token_ids: dict[str, int] | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -94,13 +94,6 @@ class Dataset:
         if self._atomic is None:
             self._atomic = np.load(self.path / "atomic.npy", allow_pickle=False)
         return self._atomic
-
-    def token_id(self, token: str) -> int:
-        if self._token_ids is None:
-            self._token_ids = {t: i for i, t in enumerate(self.vocab)}
-        if token not in self._token_ids:
-            raise bad_value("token", token, f"a token of {self.path}/vocab.json")
-        return self._token_ids[token]
 
     def decode(self, ids) -> str:
         """Token ids -> text, e.g. ``'<e_3><r_1><r_7>'`` (negative ids skipped)."""
@@ -151,7 +144,7 @@ def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict,
             "columns": list(COLUMNS),
             "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return load_dataset(out, verify=False)
 
 
@@ -170,7 +163,7 @@ def _jsonable(obj):
 def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
     """Open a dataset directory; with ``verify`` check every file's sha256 against the manifest."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise bad_value("dataset", str(path), "a dataset directory with manifest.json "
                         "(made by `groklab data make`)")
@@ -193,14 +186,17 @@ def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
     return Dataset(path, manifest, vocab)
 
 
-def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False) -> Dataset:
-    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it."""
+def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False,
+                 field_path: str = "") -> Dataset:
+    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it. A bad config
+    is an error naming ``field_path + field`` (``"data."`` when it is a run config's)."""
     from groklab.data.comparison import build_comparison
     from groklab.data.splits import build_composition
 
-    cfg.validate()
+    cfg.validate(field_path)
     check_output(out, force)
-    built = build_composition(cfg) if cfg.task == "composition" else build_comparison(cfg)
+    build = build_composition if cfg.task == "composition" else build_comparison
+    built = build(cfg, field_path)
     return write_dataset(out, task=cfg.task, kind="generated", config=cfg.to_dict(), seed=cfg.seed,
                          vocab=built.vocab, atomic=built.atomic, splits=built.splits,
                          stats=built.stats, force=force)

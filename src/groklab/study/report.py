@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from groklab.data.dataset import MANIFEST_NAME
 from groklab.fsutil import atomic_write_json, atomic_write_text
 from groklab.study import claims, document as D, engine, figures, reference
 from groklab.study.compute import FORMULA
+from groklab.study.layout import INJECTED, STAGE_NAMES
+from groklab.study.markers import marker_path
 from groklab.study.scales import CONTROL, REGIMES
+from groklab.train.rundir import CONFIG_NAME
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -80,12 +84,10 @@ def collect(study_dir: Path) -> dict:
     comp = _load(study_dir / "analysis" / "compute.json") or {"rows": {}, "target": 0.5}
     data = {}
     for d in sorted((study_dir / "data").iterdir()) if (study_dir / "data").is_dir() else []:
-        if (d / "manifest.json").exists():
+        if (d / MANIFEST_NAME).exists():
             man = engine.manifest(d)
             data[d.name] = {"counts": man.get("counts", {}), "stats": man.get("stats", {})}
-    from groklab.study.pipeline import STAGES
-
-    stages = {name: _load(study_dir / "stages" / f"{name}.json") for name in STAGES}
+    stages = {name: _load(marker_path(study_dir, name)) for name in STAGE_NAMES}
 
     verdicts = [
         claims.judge_claim1(c1),
@@ -183,9 +185,9 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     # claim 3
     v = verdict["3 limited transfer"]
     doc.add(D.Heading(1, "Claim 3: new facts transfer as first hop, almost never as second"))
-    inj = ev["data"].get("new_knowledge", {})
+    inj = ev["data"].get(INJECTED, {})
     doc.add(D.Para(
-        f"New-knowledge set (from the natural dataset): "
+        "New-knowledge set (from the natural dataset): "
         + ", ".join(f"{k} {n:,}" for k, n in inj.get("counts", {}).items())
         + ". Finetune train = replay + new atomic facts; no composition with a new fact is "
           "trained. Every pretrained model and a from-scratch control are finetuned on it."))
@@ -394,7 +396,7 @@ def _setup(doc: D.Document, ev: dict) -> None:
                 f"new-knowledge set: {scale['inject']['new_facts']} new facts, replay budget "
                 f"{scale['inject']['replay']} items",
                 "model families: " + ", ".join(info["families"]),
-                f"pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
+                "pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
                                                     for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
                 f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "
@@ -471,7 +473,7 @@ def write_report(study_dir: str | Path) -> list[Path]:
 def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
     for fam in ev["study"]["families"]:
         for kind, src in (("pretrain", "natural"), ("finetune", "natural")):
-            path = study_dir / "runs" / kind / f"{fam}-{src}" / "config.yaml"
+            path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
                 doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
                         D.Code(path.read_text(), "yaml"))

@@ -7,13 +7,18 @@ goes into the stage's finished marker. Numbers they save come from run directori
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine
 from groklab.study.claims import FIT, timeline
 from groklab.study.compute import flops_per_step, to_target
-from groklab.study.pipeline import INJECTED, SCRATCH, Study
+from groklab.study.layout import INJECTED, SATURATED, SCRATCH, STAGE_NAMES
+from groklab.study.report import write_report
 from groklab.study.scales import CONTROL, REGIMES
+
+if TYPE_CHECKING:  # the pipeline calls the stages; they only use the Study it passes
+    from groklab.study.pipeline import Study
 
 OOD = "test_inferred_ood"
 IID = "test_inferred_iid"
@@ -113,8 +118,6 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
     for key in ("maps", "maps_title", "measure"):
         if key in paths:
             result[key] = paths[key]
-    from groklab.study.pipeline import SATURATED
-
     result["transfer_diff"] = engine.transfer_difference(
         study.run_dir("finetune", fam, "natural"), study.run_dir("finetune", fam, SATURATED),
         TRANSFER, scale.bootstrap)
@@ -211,7 +214,12 @@ def stage_compute(study: Study) -> dict:
 
 # ---------------------------------------------------------------------------- report
 def stage_report(study: Study) -> dict:
-    from groklab.study.report import write_report
-
     paths = write_report(study.out)
     return {"outputs": [str(Path(p).relative_to(study.out)) for p in paths]}
+
+
+# The stage registry: name -> function, in layout.STAGE_NAMES order (the pipeline runs it).
+STAGE_TABLE = {"data": stage_data, "pretrain": stage_pretrain, "claim2": stage_claim2,
+               "claim3": stage_claim3, "claim1": stage_claim1, "compute": stage_compute,
+               "report": stage_report}
+assert tuple(STAGE_TABLE) == STAGE_NAMES

@@ -22,8 +22,8 @@ from safetensors.torch import save as st_save
 
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_bytes, atomic_write_json
+from groklab.train.rundir import CKPT_DIR
 
-CKPT_DIR = "checkpoints"
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.json$")
 
@@ -84,13 +84,10 @@ def load_checkpoint(run_dir: str | os.PathLike, step: int,
     return tensors, meta
 
 
-def load_latest_good(run_dir: str | os.PathLike, device: torch.device | str = "cpu",
-                     max_step: int | None = None):
+def load_latest_good(run_dir: str | os.PathLike, device: torch.device | str = "cpu"):
     """(step, tensors, sidecar) of the newest checkpoint that verifies, or None if none does.
     Each bad one on the way is skipped with a :class:`CheckpointWarning`."""
     for step in reversed(checkpoint_steps(run_dir)):
-        if max_step is not None and step > max_step:
-            continue
         try:
             tensors, meta = load_checkpoint(run_dir, step, device)
         except GroklabError as exc:

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 from groklab.errors import GroklabError
-
-LOCK_NAME = ".lock"
+from groklab.train.rundir import LOCK_NAME
 
 
 class RunLock:

@@ -1,4 +1,4 @@
-"""metrics.jsonl (one row per evaluation) and summary.json.
+"""metrics.jsonl (one row per evaluation) and summary.json: their formats (file names: train.rundir).
 
 Rows are appended and flushed one line at a time, so a killed run leaves every finished row
 intact (at worst a torn last line, which the reader skips). ``summarize`` derives the summary
@@ -12,11 +12,10 @@ import math
 import os
 from pathlib import Path
 
+from groklab.data.splits import TRAINED_PROBES
 from groklab.fsutil import atomic_write_text
 
-METRICS_NAME = "metrics.jsonl"
-SUMMARY_NAME = "summary.json"
-TRAIN_PROBES = ("id_atomic", "ood_atomic", "train_inferred")
+TRAIN_PROBES = TRAINED_PROBES
 TRAIN_THRESHOLD = 0.99
 SPLIT_THRESHOLD = 0.9
 
