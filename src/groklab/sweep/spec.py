@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from groklab.errors import GroklabError, bad_value, check_range
+from groklab.fsutil import read_yaml
 
 TOP_KEYS = ("name", "description", "base", "set", "grid", "random", "lens", "tensorboard", "ray")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -99,10 +99,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise bad_value("sweep", str(path), "an existing sweep YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GroklabError(f"sweep {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "sweep")
     spec = parse_sweep(raw, path)
     check_trial_configs(spec)
     return spec

@@ -66,8 +66,11 @@ def load_checkpoint(run_dir: str | os.PathLike, step: int,
     st_path, js_path = ckpt_paths(run_dir, step)
     try:
         meta = json.loads(js_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise GroklabError(f"checkpoint {js_path} is unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("aliases", {}), dict):
+        raise GroklabError(f"checkpoint {js_path} is unreadable: not a checkpoint sidecar (a JSON "
+                           f"object; got a {type(meta).__name__})")
     try:
         data = st_path.read_bytes()
     except OSError as exc:

@@ -21,6 +21,7 @@ import yaml
 import groklab
 from groklab.data import DATA_PRESETS, DataConfig
 from groklab.errors import GroklabError, bad_value, check_range
+from groklab.fsutil import read_yaml
 from groklab.models import ModelConfig
 
 CONFIG_DIR = Path(groklab.__file__).resolve().parents[2] / "configs"
@@ -273,10 +274,7 @@ def _load_raw(preset_or_path, seen: tuple) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GroklabError(f"config {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "config")
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -38,6 +38,7 @@ from groklab.train.evaluate import evaluate_batchables, to_batchable
 from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
 from groklab.train.optim import build_optimizer, lr_at
+from groklab.train.preflight import preflight
 
 CONFIG_NAME = "config.yaml"
 INIT_FROM_NAME = "init_from.json"  # where a fine-tuning run started (train_run(init_from=...))
@@ -98,6 +99,8 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     if external is not None and not resume:
         cfg.data_path = str(Path(cfg.data_path).resolve())
         cfg.data = _manifest_data_config(external) or cfg.data
+    if not resume:
+        preflight(cfg, device, external)  # nothing is written before this passes
 
     created = not run_dir.exists()
     with RunLock(run_dir) as lock:
@@ -119,13 +122,13 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
                 source = _load_initial_weights(trainer, start)
                 if not resume:
                     atomic_write_json(run_dir / INIT_FROM_NAME, source)
-        except GroklabError:
+        except BaseException:
             # Known only once the data exists (a phi above what the generated graph allows, a
             # stop_at split the dataset lacks): a run directory this call created is removed
-            # again, so a bad config leaves nothing behind.
-            if created and not resume:
+            # again (or emptied, if it was an empty directory), so a bad config leaves nothing.
+            if not resume:
                 lock.release()
-                shutil.rmtree(run_dir, ignore_errors=True)
+                _discard_new_run(run_dir, created)
             raise
         with trainer.threads():
             return trainer.run(resume)
@@ -164,6 +167,15 @@ def _load_initial_weights(trainer: "Trainer", spec) -> dict:
     if trainer.ema is not None:
         trainer.ema.model.load_state_dict(state)
     return {"init_from": str(run.path.resolve()), "step": step}
+
+
+def _discard_new_run(run_dir: Path, created: bool) -> None:
+    """Remove what a new run's failed set-up wrote (_check_fresh: nothing else was there)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for p in run_dir.iterdir():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def _check_fresh(run_dir: Path) -> None:
@@ -404,7 +416,11 @@ class Trainer:
         start_step = 0
         if resume:
             ck.remove_temp_files(self.run_dir)
-            found = ck.load_latest_good(self.run_dir, device=self.device)
+            until = mx.resumable_step(mx.read_metrics(metrics_path), t.eval_every)
+            found = ck.load_latest_good(self.run_dir, device=self.device, max_step=until)
+            if ck.checkpoint_steps(self.run_dir)[-1:] > [until] and not self.quiet:
+                _log(f"{metrics_path} lacks evaluations after step {until}: resuming from a "
+                     "checkpoint it covers")
             if found is not None:
                 start_step, tensors, meta = found
                 self.restore(start_step, tensors, meta)
