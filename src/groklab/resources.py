@@ -23,8 +23,9 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 COMPOSITION_PER_CHAIN = 64          # hop arrays, OOD masks, pool and test index arrays
 COMPOSITION_PER_TRAIN_ITEM = 192    # the train rows, their concatenation and the probes' copies
 COMPARISON_PER_CELL = 64            # per (entity, attribute): values, OOD order, atomic rows
-COMPARISON_PER_TRAIN_ITEM = 480     # sampled pair indices, decoded pairs, rows
-PERMUTATION_PER_ITEM = 16           # numpy's choice without replacement of a large share
+COMPARISON_PER_TRAIN_ITEM = 560     # sampled pair indices, decoded pairs, rows
+PERMUTATION_PER_ITEM = 8            # numpy's choice without replacement of a large share of the
+                                    # pool permutes all of it (freed before the rows are built)
 IMPORT_PER_SLOT = 24                # data import: tail, OOD and new masks per (entity, relation)
 IMPORT_PER_ITEM = 400               # parsed JSON items and their arrays
 # training, bytes per parameter: weights, gradient, two AdamW moments (float32)
@@ -104,7 +105,7 @@ def data_bytes(cfg) -> int:
         n_train = _train_items(cfg.phi, R * n_id, pool - n_test)
         drawn = n_train + n_test
         perm = PERMUTATION_PER_ITEM * pool if drawn * 50 > pool else 0
-        return COMPARISON_PER_CELL * E * R + COMPARISON_PER_TRAIN_ITEM * n_train + perm
+        return COMPARISON_PER_CELL * E * R + max(COMPARISON_PER_TRAIN_ITEM * n_train, perm)
     facts = E * cfg.out_degree
     chains = facts * cfg.out_degree
     n_id = facts - int(round(cfg.ood_ratio * facts))

@@ -116,7 +116,9 @@ def test_same_config_and_seed_give_identical_data(cfg):
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 10**9))
+@given(st.one_of(st.sampled_from([float("inf"), float("-inf"), float("nan")]),
+                 st.floats(allow_nan=True, allow_infinity=True)),
+       st.one_of(st.integers(2, 1000), st.integers(-3, 10**9)))
 def test_config_validation_is_total(phi, entities):
     """validate() either accepts a config or raises GroklabError: never another exception, and
     never accepts a non-finite phi or a request beyond the chain limit."""

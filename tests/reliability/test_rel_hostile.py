@@ -117,7 +117,6 @@ def test_sweep_out_refuses_a_dataset_or_run(tmp_path, dataset, run_dir, sweep_fi
 
 def test_metrics_deleted_mid_run_stops_it_and_resume_recovers(tmp_path, dataset):
     from groklab.train import train_run
-    from relkit import cli as _  # noqa: F401
     from trainkit_rel import micro_run_config
 
     cfg = micro_run_config(dataset, steps=20)

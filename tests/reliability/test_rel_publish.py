@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,7 +20,7 @@ from relkit import cli, one_line_error
 
 MAKE = ["data", "make", "--entities", "24", "--relations", "8", "--out-degree", "6", "--phi", "2"]
 DEAD_PID = 4_194_304 + 7  # above Linux's largest pid_max: never a live process
-HOST = fsutil.HOST  # this host, as temp names spell it
+HOST = getattr(fsutil, "HOST", socket.gethostname())  # this host, as temp names spell it
 
 
 def _leftovers(parent):
