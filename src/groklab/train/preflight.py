@@ -53,10 +53,10 @@ def preflight(cfg, device: torch.device, dataset: Dataset | None = None) -> None
     except Exception as exc:  # whatever torch refuses about these shapes
         raise GroklabError(f"model: cannot be built with this config ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    seq_len = QUERY_TOKENS + int(model.answer_slot)
+    seq_len = model.positions_per_query(m, QUERY_TOKENS)  # the family's input layout
     if m.max_len < seq_len:
-        raise bad_value("model.max_len", m.max_len, f">= {seq_len} (the inputs are {QUERY_TOKENS} "
-                        f"query tokens{' + the answer slot' if model.answer_slot else ''})")
+        raise bad_value("model.max_len", m.max_len, f">= {seq_len} (the inputs of {QUERY_TOKENS}-"
+                        f"token queries in layout {model.layout_for(m)!r} are {seq_len} long)")
     n_params = models.count_params(model)
     states = model_state_bytes(n_params, cfg.optim)
     check_memory(subject, states, f"training this {n_params:,}-parameter model (weights, "
