@@ -118,7 +118,8 @@ def _copy_dataset(src, dst):
     return dst
 
 
-@pytest.mark.parametrize("damage", ["list", "no_files", "wrong_dtype", "wrong_shape", "not_json"])
+@pytest.mark.parametrize("damage", ["list", "no_files", "wrong_dtype", "wrong_shape", "not_json",
+                                    "wrong_shape_rehashed"])
 def test_malformed_manifest_or_split(tmp_path, dataset, damage):
     ds = _copy_dataset(dataset, tmp_path / "ds")
     manifest = json.loads((ds / "manifest.json").read_text())
@@ -133,6 +134,12 @@ def test_malformed_manifest_or_split(tmp_path, dataset, damage):
         arr = np.load(ds / "splits" / "id_atomic.npy")
         arr = arr.astype(np.float64) if damage == "wrong_dtype" else arr[:, :5]
         np.save(ds / "splits" / "id_atomic.npy", arr)
+        if damage == "wrong_shape_rehashed":  # checksums made to match: the shape check must catch it
+            from groklab.fsutil import sha256_file, sha256_json
+            manifest["files"]["splits/id_atomic.npy"] = sha256_file(ds / "splits" / "id_atomic.npy")
+            manifest.pop("manifest_sha256", None)
+            manifest["manifest_sha256"] = sha256_json(manifest)
+            (ds / "manifest.json").write_text(json.dumps(manifest))
     for argv in (["data", "stats", ds], ["train", *TRAIN_ARGS, "--data", ds, "--out", tmp_path / "run"]):
         line = one_line_error(*cli(argv)[::2])
         assert "ds" in line

@@ -195,6 +195,10 @@ def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
             if sha256_file(file) != digest:
                 raise GroklabError(f"dataset {path}: file {rel} does not match its sha256 in "
                                    "manifest.json (corrupted or edited)")
+        _load_array(path / "atomic.npy", 4, mmap=True)  # headers only: dtype and shape
+        for name in manifest["splits"]:
+            _load_array(path / "splits" / f"{name}.npy", len(COLUMNS), manifest["counts"][name],
+                        mmap=True)
     try:
         vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -245,10 +249,11 @@ def _check_manifest(manifest, where: Path) -> None:
                                "array and checksum)")
 
 
-def _load_array(path: Path, width: int, count: int | None = None) -> np.ndarray:
-    """An (N, width) int32 array from ``path``; GroklabError if unreadable or of another shape."""
+def _load_array(path: Path, width: int, count: int | None = None, mmap: bool = False) -> np.ndarray:
+    """An (N, width) int32 array from ``path``; GroklabError if unreadable or of another shape.
+    ``mmap``: map it instead of reading it (checks the header only)."""
     try:
-        rows = np.load(path, allow_pickle=False)
+        rows = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError, EOFError) as exc:
         raise GroklabError(f"{path}: not a readable .npy array ({exc})") from None
     if rows.dtype != np.int32 or rows.ndim != 2 or rows.shape[1] != width or (
