@@ -74,6 +74,23 @@ def test_hostile_manifest_is_refused(tmp_path, dataset, edit, expect):
     assert expect in line
 
 
+def test_legacy_manifest_without_digest_loads_with_a_warning(tmp_path, dataset):
+    """Datasets written before manifest_sha256 stay usable (their files are still verified),
+    with a warning that the manifest itself is not."""
+    from groklab.data.dataset import LegacyManifestWarning
+
+    def legacy(manifest, ds):
+        del manifest["manifest_sha256"]
+        return manifest
+
+    ds = _hostile(dataset, tmp_path, legacy)
+    with pytest.warns(LegacyManifestWarning, match="make the dataset again"):
+        assert load_dataset(ds, verify=True).manifest["counts"]["train"] > 0
+    (ds / "atomic.npy").write_bytes((ds / "atomic.npy").read_bytes()[:-4] + b"\0\0\0\1")
+    with pytest.warns(LegacyManifestWarning), pytest.raises(GroklabError, match="atomic.npy"):
+        load_dataset(ds, verify=True)
+
+
 def test_untouched_dataset_still_verifies(dataset):
     ds = load_dataset(dataset, verify=True)
     assert ds.split("train").tokens.shape[1] == 3

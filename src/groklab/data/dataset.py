@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +20,11 @@ COLUMNS = ("in0", "in1", "in2", "length", "target", "bridge", "flags")
 MANIFEST_DIGEST = "manifest_sha256"  # sha256_json of the manifest without this key
 _SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class LegacyManifestWarning(UserWarning):
+    """A dataset whose manifest predates ``manifest_sha256``: its files are verified, the
+    manifest itself cannot be."""
 
 
 @dataclass
@@ -184,10 +190,14 @@ def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
     _check_manifest(manifest, manifest_path)
     if verify:
         digest = manifest.get(MANIFEST_DIGEST)
-        if digest != sha256_json({k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}):
-            why = "has no manifest_sha256 (made before manifests were checksummed: make it again)" \
-                if digest is None else "does not match its manifest_sha256 (edited or corrupted)"
-            raise GroklabError(f"dataset {path}: manifest.json {why}")
+        if digest is None:  # written before manifests carried their digest: still readable
+            warnings.warn(f"dataset {path}: manifest.json has no manifest_sha256 (made before "
+                          "manifests were checksummed), so its counts, config and split list are "
+                          "not verified; make the dataset again to seal it", LegacyManifestWarning,
+                          stacklevel=2)
+        elif digest != sha256_json({k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}):
+            raise GroklabError(f"dataset {path}: manifest.json does not match its manifest_sha256 "
+                               "(edited or corrupted)")
         for rel, digest in manifest["files"].items():
             file = path / rel
             if file.is_symlink() or not file.is_file():
