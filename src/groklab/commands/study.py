@@ -52,6 +52,8 @@ def run_reproduce(args) -> int:
     scale = get_scale(args.scale)
     families = parse_families(args.models)
     check_device(args.device)
+    from groklab.train.loop import resolve_device
+    resolve_device(args.device)  # a missing CUDA is refused before the study directory exists
     jobs = _parse_jobs(args.jobs, args.device)
 
     if scale.gpu_job or scale.name == "small" or args.estimate_only:

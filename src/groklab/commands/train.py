@@ -78,7 +78,6 @@ def _overrides(args) -> list[str]:
 
 def run(args) -> int:
     from groklab.train import load_config, train_run
-    from groklab.train.config import config_from_dict, apply_override
     from groklab.train.rundir import CONFIG_NAME
 
     source = args.preset or args.config
@@ -87,12 +86,8 @@ def run(args) -> int:
         stored = Path(args.out) / CONFIG_NAME
         if source:
             cfg = load_config(source, overrides)
-        elif stored.is_file():
-            import yaml
-            raw = yaml.safe_load(stored.read_text(encoding="utf-8")) or {}
-            for item in overrides:
-                apply_override(raw, item)
-            cfg = config_from_dict(raw)
+        elif stored.is_file():  # the normal config reader: one-line errors for a broken file
+            cfg = load_config(stored, overrides)
         else:
             raise GroklabError(f"out={args.out!r} has no {CONFIG_NAME}: nothing to resume")
     else:

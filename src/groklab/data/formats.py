@@ -29,6 +29,7 @@ from groklab.data.rows import ATOMIC_LENGTH, FLAGS, TWO_HOP_LENGTH
 from groklab.data.vocab import PAD, composition_vocab, entity_offset, relation_offset
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_output_dir
+from groklab.resources import check_memory, import_bytes
 
 FORMATS = ("reference",)
 _INPUT = re.compile(r"<e_(\d+)><r_(\d+)>(?:<r_(\d+)>)?")
@@ -110,20 +111,24 @@ def _read_items(path: Path) -> list:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise GroklabError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if text.lstrip().startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise _locate_bad_item(text, path) from None
-    items = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+    try:
+        if text.lstrip().startswith("["):
             try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise GroklabError(f"{path} item {len(items)} (line {lineno}): not valid JSON "
-                                   f"({exc.msg})") from None
-    return items
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise _locate_bad_item(text, path) from None
+        items = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise GroklabError(f"{path} item {len(items)} (line {lineno}): not valid JSON "
+                                       f"({exc.msg})") from None
+        return items
+    except RecursionError:
+        raise GroklabError(f"{path}: JSON nested too deeply (allowed: a list of items, each an "
+                           "object of strings)") from None
 
 
 def _numbered(vocab: list, prefix: str, path: Path) -> int:
@@ -184,6 +189,8 @@ def import_reference(src: str | os.PathLike, out: str | os.PathLike, force: bool
     ref_vocab = _read_items(src / "vocab.json")
     E = _numbered(ref_vocab, "e", src / "vocab.json")
     R = _numbered(ref_vocab, "r", src / "vocab.json")
+    check_memory(f"{src / 'vocab.json'}: entities={E}, relations={R}", import_bytes(E, R, 0),
+                 "importing it (entities x relations lookup tables)")
 
     train, _ = _parse(_read_items(src / "train.json"), src / "train.json", E, R, typed=False)
     test, types = _parse(_read_items(src / "test.json"), src / "test.json", E, R, typed=True)

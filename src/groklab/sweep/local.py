@@ -88,7 +88,7 @@ def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_do
 def _start(job: TrialJob, fn_name: str) -> subprocess.Popen:
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps({"job": asdict(job), "job_type": function_name(type(job)), "trial_fn": fn_name,
-                          "sys_path": sys.path})
+                          "sys_path": sys.path, "parent_pid": os.getpid()})
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(job.log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "groklab.sweep.worker", payload],

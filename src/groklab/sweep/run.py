@@ -62,6 +62,10 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise bad_value("--out", str(out), "a directory (this is a file)")
+    for marker, what in (("manifest.json", "a dataset"), ("config.yaml", "a run")):
+        if (out / marker).exists():
+            raise bad_value("--out", str(out), f"a new or sweep directory (this one holds {what}: "
+                            f"{marker}; a sweep would write into it)")
     ray_options = None
     if engine == "ray":
         from groklab.sweep.ray_engine import import_ray

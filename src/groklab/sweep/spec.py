@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from groklab.errors import GroklabError, bad_value, check_range
+from groklab.fsutil import read_yaml
 from groklab.train import load_config
 from groklab.train.config import SWEEP_DIR
 
@@ -102,10 +102,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not path.is_file():
         names = ", ".join(sorted(p.stem for p in SWEEP_DIR.glob("*.yaml")))
         raise bad_value("sweep", str(path), f"an existing sweep YAML file or a bundled sweep ({names})")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GroklabError(f"sweep {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "sweep")
     spec = parse_sweep(raw, path)
     check_trial_configs(spec)
     return spec

@@ -21,7 +21,8 @@ from pathlib import Path
 import yaml
 
 from groklab.data import DATA_PRESETS, DataConfig
-from groklab.errors import GroklabError, bad_value, check_range
+from groklab.errors import bad_value, check_range
+from groklab.fsutil import read_yaml
 from groklab.models import ModelConfig
 from groklab.train.fields import parse_section, yaml_value
 
@@ -301,10 +302,7 @@ def _load_raw(preset_or_path, seen: tuple) -> dict:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GroklabError(f"config {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, "config")
     if raw is None:
         return {}
     if not isinstance(raw, dict):

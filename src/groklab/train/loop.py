@@ -23,6 +23,7 @@ from groklab.train import rundir
 from groklab.train.config import RunConfig
 from groklab.train.lock import RunLock
 from groklab.train.init_from import load_initial_weights
+from groklab.train.preflight import preflight
 from groklab.train.rundir import RESUMABLE_FIELDS, resolve_device
 from groklab.train.trainer import Trainer, log
 
@@ -47,6 +48,8 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     if external is not None and not resume:
         cfg.data_path = str(Path(cfg.data_path).resolve())
         cfg.data = _manifest_data_config(external) or cfg.data
+    if not resume:
+        preflight(cfg, device, external)  # nothing is written before this passes
 
     created = not run_dir.exists()
     with RunLock(run_dir) as lock:
@@ -62,13 +65,13 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
             dataset = external or _run_dataset(cfg, run_dir, quiet)
             trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
             _start_weights(trainer, run_dir, resume, init_from)
-        except GroklabError:
+        except BaseException:
             # Known only once the data exists (a phi above what the generated graph allows, a
             # stop_at split the dataset lacks): a run directory this call created is removed
-            # again, so a bad config leaves nothing behind.
-            if created and not resume:
+            # again (or emptied, if it was an empty directory), so a bad config leaves nothing.
+            if not resume:
                 lock.release()
-                shutil.rmtree(run_dir, ignore_errors=True)
+                _discard_new_run(run_dir, created)
             raise
         with trainer.threads():
             return trainer.run(resume)
@@ -98,6 +101,15 @@ def _start_weights(trainer: Trainer, run_dir: Path, resume: bool, init_from) -> 
     record = load_initial_weights(trainer.model, trainer.ema, trainer.dataset, start)
     if not resume:
         atomic_write_json(run_dir / rundir.INIT_FROM_NAME, record)
+
+
+def _discard_new_run(run_dir: Path, created: bool) -> None:
+    """Remove what a new run's failed set-up wrote (_check_fresh: nothing else was there)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for p in run_dir.iterdir():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def _check_fresh(run_dir: Path) -> None:

@@ -224,7 +224,11 @@ class Trainer:
         start_step = 0
         if resume:
             ck.remove_temp_files(self.run_dir)
-            found = ck.load_latest_good(self.run_dir, device=self.device)
+            until = mx.resumable_step(mx.read_metrics(metrics_path), t.eval_every)
+            found = ck.load_latest_good(self.run_dir, device=self.device, max_step=until)
+            if ck.checkpoint_steps(self.run_dir)[-1:] > [until] and not self.quiet:
+                log(f"{metrics_path} lacks evaluations after step {until}: resuming from a "
+                    "checkpoint it covers")
             if found is not None:
                 start_step, tensors, meta = found
                 self.restore(start_step, tensors, meta)
