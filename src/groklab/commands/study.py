@@ -94,10 +94,11 @@ def _parse_jobs(text, device: str) -> int:
 
 
 def _estimate(scale, families):
+    from groklab.data.vocab import composition_vocab
     from groklab.study.cost import estimate
     from groklab.study.engine import n_params
 
-    vocab = 3 + scale.data["entities"] + scale.data["relations"]
+    vocab = len(composition_vocab(scale.data["entities"], scale.data["relations"]))
     params = {f: n_params(scale.models[f], vocab) for f in families}
     anchor = params.get("recursive") or n_params(scale.models["recursive"], vocab)
     data_items = 6 * int(round(scale.data["phi"] * scale.data["entities"]

@@ -21,6 +21,9 @@ STUDY_JSON = "study.json"
 INJECTED = "new_knowledge"            # the new-knowledge dataset (injected into natural)
 SCRATCH = "scratch"                   # finetune source: a model trained from scratch
 SATURATED = "both_full_saturated"     # finetune source: both_full at training saturation
+GROKKED = "natural"                   # the regime whose model groks (claims 1 and 4)
+AUGMENTED = "both_full"               # fully exposed regime: claim 1's non-grokked model,
+                                      # claim 4's augmented run
 # stage order: claim 1 runs after claim 3, whose natural finetune its transfer measure reuses
 STAGE_NAMES = ("data", "pretrain", "claim2", "claim3", "claim1", "compute", "report")
 LOGS_DIR = "logs"                     # per-run logs of --jobs N workers

@@ -32,7 +32,7 @@ from groklab import __version__
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine, stages as stage_impl
-from groklab.study.layout import INJECTED, SATURATED, SCRATCH, STAGE_NAMES, StudyLayout
+from groklab.study.layout import GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES, StudyLayout
 from groklab.study.markers import read_marker, write_marker
 from groklab.study.runner import LOGS_DIR, StudyRunJob, train_job
 from groklab.study.scales import CONTROL, REGIMES, StudyScale
@@ -146,7 +146,7 @@ class Study:
 
     # ------------------------------------------------------------------ plan
     def data_config(self, source: str) -> dict:
-        cfg = dict(self.scale.data, regime="natural" if source == CONTROL else source)
+        cfg = dict(self.scale.data, regime=GROKKED if source == CONTROL else source)
         if source == CONTROL:
             cfg["phi"] = "max"
         return cfg

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from groklab.data.config import REGIMES as data_regimes
 from groklab.errors import bad_value
+from groklab.models.config import FAMILIES as MODEL_FAMILIES
 
-REGIMES = ("natural", "both_full", "both_half", "first_hop", "second_hop")
+# the study's five regimes and the three families, named once in the data and model layers
+REGIMES = tuple(data_regimes)
 CONTROL = "supervised"          # phi = "max": every ID composition of the pool in training
-FAMILIES = ("decoder", "recursive", "looped")
+FAMILIES = tuple(f for f in ("decoder", "recursive", "looped") if f in MODEL_FAMILIES)
 DEFAULT_FAMILIES = ("decoder", "recursive")
 
 
