@@ -25,12 +25,23 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def _type_checking_block(node) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def imported(mod: str, path: Path, tree: ast.AST, known: set[str]):
     """(target module, inside a function?) for every groklab import of ``mod``."""
     package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
 
     def walk(node, in_fn):
         for child in ast.iter_child_nodes(node):
+            if _type_checking_block(child):
+                continue  # annotations only: no dependency at run time (as lint-imports counts)
             fn = in_fn or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.Import):
                 for a in child.names:
