@@ -27,7 +27,6 @@ install-extras: $(STAMP_EXTRAS)
 
 demo: $(STAMP)
 	$(BIN)/groklab reproduce --scale tiny --out runs/demo
-	@echo "report: runs/demo/report.md and runs/demo/report.html"
 
 # lint first: style (ruff check; never ruff format) and the layer contract of pyproject.toml
 lint: $(STAMP)

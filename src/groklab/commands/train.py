@@ -106,8 +106,6 @@ def run(args) -> int:
                         init_from=args.init_from)
     if args.json:
         print(json.dumps(summary, indent=2))
-    elif not args.quiet:
-        first = summary.get("first_step", {})
-        reached = ", ".join(f"{k} at step {v}" for k, v in first.items() if v is not None) or "no threshold reached"
-        print(f"{args.out}: {summary.get('steps')} steps ({summary.get('stopped')}); {reached}")
+    elif not args.quiet:  # the trainer has logged the summary line; say where it is kept
+        print(f"{args.out}: {summary.get('steps')} steps; summary.json and metrics.jsonl there")
     return 0

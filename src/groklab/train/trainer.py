@@ -39,8 +39,9 @@ COMPILE_BACKEND = "inductor"  # torch.compile backend of train.compile (tests us
 # train.compile on CUDA also replays the step's forward + backward as CUDA graphs (measured
 # gains: docs/performance.md)
 COMPILE_MODE = {"cuda": "reduce-overhead"}
-SHORT_NAMES = {"id_atomic": "id", "ood_atomic": "ood", "train_inferred": "inf",
-               "test_inferred_iid": "iid", "test_inferred_ood": "ood2"}
+# progress-bar names of the probes (plain words; other splits show their own names)
+SHORT_NAMES = {"id_atomic": "ID facts", "ood_atomic": "OOD facts", "train_inferred": "train 2-hop",
+               "test_inferred_iid": "ID test", "test_inferred_ood": "OOD test"}
 
 
 def log(msg: str) -> None:
