@@ -43,7 +43,7 @@ def _assert_same(rows_a, rows_b, tol=TOL):
     ({"family": "looped", "n_loops": 2}, {"optimizer": "muon", "perp_grad": True}),
     ({"family": "recursive", "h_cycles": 2, "l_cycles": 2, "loss": "stablemax"}, {"grokfast": "ma",
                                                                                  "grokfast_window": 5}),
-    ({"family": "recursive", "h_cycles": 2, "l_cycles": 1, "format": "study", "prefix_len": 2, "max_len": 5,
+    ({"family": "recursive", "h_cycles": 2, "l_cycles": 1, "format": "study", "prefix_len": 2, "max_len": 7,
       "mixer_norm": "token"}, {"ema_decay": 0.9}),
 ])
 def test_each_member_equals_a_separate_run(micro_data, tmp_path, model, optim):

@@ -42,12 +42,15 @@ from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json, atomic_write_text
 from groklab.train import checkpoints as ck
 from groklab.train import metrics as mx
-from groklab.train.config import RunConfig, prefix_errors, read_config
+from groklab.train import rundir
+from groklab.train.config import RunConfig
 from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
 # run-directory rules shared with single runs (loop.train_run dispatches here lazily)
-from groklab.train.loop import (CONFIG_NAME, ENSEMBLE_NAME, Trainer, _check_fresh, _finished,
-                                _manifest_data_config, _resume_config, resolve_device)
+from groklab.train.loop import ENSEMBLE_NAME, _check_fresh, _manifest_data_config, _resume_config
+from groklab.train.preflight import preflight
+from groklab.train.rundir import CONFIG_NAME, resolve_device
+from groklab.train.trainer import Trainer
 from groklab.train.optim import build_optimizer
 from groklab.train.perp import perp_grad_
 CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s
@@ -83,7 +86,7 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
         if not (run_dir / ENSEMBLE_NAME).is_file() or not stored.is_file():
             raise GroklabError(f"out={str(run_dir)!r} has no {ENSEMBLE_NAME}: nothing to resume "
                                "(start a new ensemble without --resume)")
-        old = read_config(stored)
+        old = rundir.read_config(run_dir)
         cfg = cfg or old
         cfg.validate()
         if cfg.train.ensemble != old.train.ensemble or cfg.train.seed != old.train.seed:
@@ -97,6 +100,8 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
         _check_fresh(run_dir)
     check_supported(cfg)
     device = resolve_device(cfg.train.device)
+    if not resume:  # as a single run: nothing is written before this passes (per member)
+        preflight(cfg, device, load_dataset(cfg.data_path, verify=True) if cfg.data_path else None)
     created = not run_dir.exists()
     seeds = member_seeds(cfg)
     with contextlib.ExitStack() as locks:
@@ -146,7 +151,7 @@ def _shared_dataset(cfg: RunConfig, run_dir: Path, quiet: bool):
         return load_dataset(path, verify=True), path.resolve()
     if not quiet:
         tqdm.write(f"groklab train: generating the dataset into {path}", file=sys.stderr)
-    return prefix_errors("data.", lambda: make_dataset(cfg.data, path, force=True)), path.resolve()
+    return make_dataset(cfg.data, path, force=True, field_path="data."), path.resolve()
 
 
 class Member:
@@ -159,7 +164,7 @@ class Member:
         self.writer: mx.MetricsWriter | None = None
 
     def has_rows(self) -> bool:
-        return (self.trainer.run_dir / mx.METRICS_NAME).is_file()
+        return rundir.metrics_path(self.trainer.run_dir).is_file()
 
     def checkpoint(self, elapsed: float) -> None:
         keep = torch.get_rng_state()
@@ -175,16 +180,16 @@ def _run(members: list[Member], resume: bool, quiet: bool) -> dict:
     done: dict[str, dict] = {}
     active = []
     for m in members:
-        tr, path = m.trainer, m.trainer.run_dir / mx.METRICS_NAME
-        summary = mx.read_summary(tr.run_dir / mx.SUMMARY_NAME) if resume else None
-        if summary is not None and _finished(summary, tr.cfg):
+        tr = m.trainer
+        summary = rundir.read_summary(tr.run_dir) if resume else None
+        if rundir.is_finished(summary, tr.cfg):
             done[tr.run_dir.name] = summary
             continue
         active.append(m)
     start = _restore(active) if resume else None
     for m in active:
         tr = m.trainer
-        path = tr.run_dir / mx.METRICS_NAME
+        path = rundir.metrics_path(tr.run_dir)
         tr.rows = [r for r in mx.read_metrics(path) if r["step"] <= start] if start is not None else []
         mx.write_metrics(path, tr.rows)
         m.writer = mx.MetricsWriter(path)
@@ -198,7 +203,7 @@ def _run(members: list[Member], resume: bool, quiet: bool) -> dict:
         for m in active:
             if not m.trainer.rows:
                 m.trainer._record(m.trainer.evaluate_row(elapsed(m)), m.writer, None)
-                if ck.checkpoint_due(0, t.checkpoint_every):
+                if ck.checkpoint_due(0, m.trainer.checkpoint_every):
                     m.checkpoint(elapsed(m))
             m.stopped = m.trainer._stop_reason()
         while active:
@@ -211,7 +216,7 @@ def _run(members: list[Member], resume: bool, quiet: bool) -> dict:
             bar.update(1)
             step = stack.step
             evaluate = step % t.eval_every == 0 or step >= t.steps
-            save = ck.checkpoint_due(step, t.checkpoint_every)
+            save = ck.checkpoint_due(step, members[0].trainer.checkpoint_every)
             if evaluate or save:
                 stack.scatter()
             for m in active:
@@ -247,7 +252,7 @@ def _retire(active: list[Member], done: dict) -> list[Member]:
             continue
         tr = m.trainer
         summary = mx.summarize(tr.rows, stopped=m.stopped, finished=True)
-        mx.write_summary(tr.run_dir / mx.SUMMARY_NAME, summary)
+        rundir.write_summary(tr.run_dir, summary)
         if tr.cfg.train.plots:
             from groklab.train.plots import plot_run
             plot_run(tr.run_dir, tr.rows)
@@ -260,9 +265,11 @@ def _restore(active: list[Member]) -> int | None:
     (None: some member has none, and all start over)."""
     found = {}
     for m in active:
-        ck.remove_temp_files(m.trainer.run_dir)
-        latest = ck.load_latest_good(m.trainer.run_dir, device=m.trainer.device)
-        found[id(m)] = latest
+        tr = m.trainer
+        ck.remove_temp_files(tr.run_dir)
+        # as a single run: only a checkpoint whose evaluations metrics.jsonl holds
+        until = mx.resumable_step(mx.read_metrics(rundir.metrics_path(tr.run_dir)), tr.cfg.train.eval_every)
+        found[id(m)] = ck.load_latest_good(tr.run_dir, device=tr.device, max_step=until)
     if not active or any(f is None for f in found.values()):
         return None
     step = min(f[0] for f in found.values())
