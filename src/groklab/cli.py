@@ -10,7 +10,7 @@ from groklab import __version__
 from groklab.errors import GroklabError
 
 # Subcommand modules, registered in this order in ``groklab --help``.
-COMMAND_MODULES = ["data", "train", "analysis", "study", "sweep", "export"]
+COMMAND_MODULES = ["data", "train", "analysis", "study", "sweep", "export", "forecast"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -85,6 +85,10 @@ class TrainConfig:
     plots: bool = True
     compile: bool = False             # torch.compile the step's forward + loss (pays off on long runs)
     stop_at: list = field(default_factory=list)  # ["test_inferred_iid>=0.9", ...]: stop once all hold
+    # "SPLIT>=X[@P]": stop once the forecast (groklab.forecast) gives the target p < P (0.05) of
+    # being reached within train.steps; "" = off. forecast_model: its JSON ("" = the shipped one)
+    stop_unless_forecast: str = ""
+    forecast_model: str = ""
 
     def validate(self) -> "TrainConfig":
         check_range("train.steps", self.steps, 1)
@@ -99,6 +103,9 @@ class TrainConfig:
         check_range("train.early_stop_patience", self.early_stop_patience, 0)
         check_range("train.early_stop_delta", self.early_stop_delta, 0)
         self.stop_at = [f"{k}>={v:g}" for k, v in stop_targets(self.stop_at)]
+        if self.stop_unless_forecast:
+            from groklab.forecast.stop import parse_stop_spec  # numpy only: no layer above train
+            parse_stop_spec(self.stop_unless_forecast)
         return self
 
 

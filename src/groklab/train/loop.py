@@ -44,7 +44,8 @@ INIT_FROM_NAME = "init_from.json"  # where a fine-tuning run started (train_run(
 DATA_DIR = "data"
 # train fields that may change when a run is resumed (they do not change the trajectory)
 RESUMABLE_FIELDS = {"steps", "device", "threads", "eval_batch_size", "early_stop_patience",
-                    "early_stop_delta", "plots", "checkpoint_every", "compile", "stop_at"}
+                    "early_stop_delta", "plots", "checkpoint_every", "compile", "stop_at",
+                    "stop_unless_forecast", "forecast_model"}
 COMPILE_BACKEND = "inductor"  # torch.compile backend of train.compile (tests use "aot_eager")
 # train.compile on CUDA also replays the step's forward + backward as CUDA graphs (measured on an
 # H200, batch 512, bf16: paper decoder 76 -> 134 steps/s, paper TRM 48 -> 158; docs/performance.md)
@@ -69,7 +70,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=(),
-              quiet: bool = False, init_from: str | os.PathLike | None = None) -> dict:
+              quiet: bool = False, init_from: str | os.PathLike | None = None, stoppers=()) -> dict:
     """Train ``cfg`` in ``run_dir`` and return the summary (see :func:`metrics.summarize`).
 
     ``resume=True`` continues the run from its latest good checkpoint (``cfg`` None = the
@@ -80,6 +81,8 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     checkpoint (default: its latest good one; its EMA weights when it kept an EMA) with a fresh
     optimizer; the model must have the same parameters and the dataset the same vocabulary. It
     is recorded in ``init_from.json``, so a resume before the first checkpoint starts from it too.
+    ``stoppers``: ``fn(rows) -> reason | None`` after each evaluation (all metrics rows so far);
+    a reason ends the run with ``stopped: reason`` (``train.stop_unless_forecast`` adds one).
     """
     run_dir = Path(run_dir)
     cfg = copy.deepcopy(cfg)  # the caller's object is left as it was
@@ -113,7 +116,7 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
         try:
             atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
             dataset = external or prefix_errors("data.", lambda: _run_dataset(cfg, run_dir, quiet))
-            trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
+            trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet, stoppers)
             start = _read_init_from(run_dir) if resume else init_from
             if start is not None:
                 source = _load_initial_weights(trainer, start)
@@ -213,6 +216,8 @@ def _finished(summary: dict | None, cfg: RunConfig) -> bool:
         return True
     if summary.get("stopped") == "target" and cfg.train.stop_at:
         return True
+    if summary.get("stopped") == "forecast" and cfg.train.stop_unless_forecast:
+        return True
     return summary.get("steps", 0) >= cfg.train.steps
 
 
@@ -240,7 +245,7 @@ class Trainer:
     """All state of one run on one device, and the loop over it."""
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, device: torch.device, run_dir: Path,
-                 callbacks=(), quiet: bool = False):
+                 callbacks=(), quiet: bool = False, stoppers=()):
         self.cfg, self.dataset, self.device, self.run_dir = cfg, dataset, device, run_dir
         self.callbacks, self.quiet = tuple(callbacks), quiet
         t, o = cfg.train, cfg.optim
@@ -259,6 +264,15 @@ class Trainer:
         for name, _ in self.stop_at:
             if name not in known:
                 raise GroklabError(f"train.stop_at={name!r} is invalid (allowed: {' | '.join(known)})")
+        self.stoppers = list(stoppers)
+        if t.stop_unless_forecast:
+            # the forecaster's core is numpy over the metrics rows (groklab.forecast, no torch)
+            from groklab.forecast.stop import ForecastStopper
+            stopper = ForecastStopper(t.stop_unless_forecast, t.steps, t.forecast_model or None)
+            if stopper.target.split not in known:
+                raise GroklabError(f"train.stop_unless_forecast={t.stop_unless_forecast!r} is invalid "
+                                   f"(allowed: a target on {' | '.join(known)})")
+            self.stoppers.append(stopper)
         self.forward_loss = self._forward_loss
         if t.compile:
             # a fresh compiler state per run: sequential runs in one process (local sweep trials,
@@ -473,6 +487,10 @@ class Trainer:
         if self.stop_at and all((last.get(k if k == "train_acc" else f"acc/{k}") or 0) >= x
                                 for k, x in self.stop_at):
             return "target"
+        for stopper in self.stoppers:
+            reason = stopper(self.rows)
+            if reason:
+                return reason
         if mx.plateaued(self.rows, t.early_stop_patience, t.early_stop_delta):
             return "early_stop"
         if self.step >= t.steps:
