@@ -14,7 +14,10 @@ from pathlib import Path
 
 from groklab.errors import bad_value
 
-EVAL_TARGETS = ("test_inferred_iid>=0.9", "test_inferred_ood>=0.5", "test_inferred_ood>=0.9")
+# the issue's targets (ID >= .9, OOD >= .5), the command's default (OOD >= .9), and ID >= .7, which
+# about half of the corpus' runs reach (at this micro scale few reach ID >= .9 in 800 steps)
+EVAL_TARGETS = ("test_inferred_iid>=0.9", "test_inferred_iid>=0.7", "test_inferred_ood>=0.5",
+                "test_inferred_ood>=0.9")
 
 
 def _targets(args):

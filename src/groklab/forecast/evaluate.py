@@ -102,6 +102,7 @@ def _stop_stats(stop: np.ndarray, ex: dict, n_runs: int, total_budget: float, n_
 
 
 def _median(x):
+    x = x[np.isfinite(x)]  # a fold without hits to fit has no step model
     return float(np.median(x)) if len(x) else None
 
 
@@ -152,6 +153,7 @@ def evaluate_target(runs: list[CorpusRun], target: fx.Target, fractions=FRACTION
             "auroc_by_sweep": {s: auroc(ex["p"][ex["sweep"] == s], y[ex["sweep"] == s]) for s in sweeps},
             "step_error": {"n": int(pos.sum()),
                            "model": _median(_rel_err(ex["pred_step"][pos], ex["hit_step"][pos])),
+                           "n_model": int(np.isfinite(ex["pred_step"][pos]).sum()),
                            "extrapolate": _median(_rel_err(ex_step[pos], ex["hit_step"][pos])),
                            "corpus_median": _median(_rel_err(ex["median_step"][pos], ex["hit_step"][pos]))},
             "calibration": calibration(ex["p"], y.astype(float)),

@@ -27,6 +27,7 @@ L2_PROB = 1.0        # ridge penalty of the logistic model (on standardised feat
 L2_STEP = 3.0        # ridge penalty of the step regression
 INTERVAL = (0.1, 0.9)  # quantiles of the step regression's training residuals -> the interval
 MAX_LOGIT = 30.0
+MIN_STEP_FIT = 5     # hits needed for the step regression (fewer: their mean log ratio)
 
 
 def _sigmoid(z):
@@ -120,7 +121,10 @@ def fit_target(X: np.ndarray, hit: np.ndarray, log_ratio: np.ndarray, info: dict
     tm = TargetModel(mean, std, coef, b, info=dict(info, n_examples=int(len(hit)),
                                                    n_hit=int(hit.sum())))
     pos = hit.astype(bool)
-    if pos.sum() >= 3:
+    if 0 < pos.sum() < MIN_STEP_FIT:  # too few hits for a regression: their mean ratio
+        tm.step_coef, tm.step_intercept = np.zeros(X.shape[1]), float(log_ratio[pos].mean())
+        tm.step_residuals = tuple(float(q) for q in np.quantile(log_ratio[pos] - tm.step_intercept, INTERVAL))
+    elif pos.sum() >= MIN_STEP_FIT:
         zc = Z[pos] - Z[pos].mean(axis=0)
         sc, si = fit_ridge(zc, log_ratio[pos])
         # the intercept must apply to un-centred z: fold the centring in
