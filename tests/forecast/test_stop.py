@@ -51,6 +51,13 @@ def test_stop_spec_parsing_and_config_validation():
     assert load_config(BASE).train.stop_unless_forecast == ""  # off by default
 
 
+def _lens():
+    """The corpus sweeps' logit-lens columns (their `lens:`), so these runs look like the corpus'."""
+    from groklab.analysis.lens import lens_callback
+
+    return lens_callback(["test_inferred_iid", "test_inferred_ood"], n=64)
+
+
 def _micro(tmp_path, **over):
     ov = [f"{k}={v}" for k, v in over.items()]
     return load_config(BASE, ["train.eval_every=20", *ov])
@@ -81,7 +88,7 @@ def test_stop_unless_forecast_stops_a_hopeless_micro_run(tmp_path):
     # phi = 0: no two-hop training facts at all, so ID test composition cannot be learned
     cfg = _micro(tmp_path, **{"train.steps": 800, "data.phi": 0.0,
                               "train.stop_unless_forecast": "test_inferred_iid>=0.9"})
-    summary = train_run(cfg, tmp_path / "run", quiet=True)
+    summary = train_run(cfg, tmp_path / "run", quiet=True, callbacks=[_lens()])
     assert summary["stopped"] == "forecast" and 80 <= summary["steps"] < 800
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["stopped"] == "forecast"
     # resuming a forecast-stopped run does nothing
@@ -94,11 +101,13 @@ def test_stop_unless_forecast_never_stops_a_run_that_reaches_its_target(tmp_path
     target = REACHING["target"]
     cfg = _micro(tmp_path, **REACHING["set"], **{"train.stop_unless_forecast": target,
                                                  "train.stop_at": f"[{target}]"})
-    summary = train_run(cfg, tmp_path / "run", quiet=True)
+    summary = train_run(cfg, tmp_path / "run", quiet=True, callbacks=[_lens()])
     assert summary["stopped"] == "target"  # reached, never cut short by the forecast
+    assert summary["steps"] == 380          # the corpus run's step: same config and seed
 
 
-# a corpus configuration that reaches its target (decoder_regime: both_full, see docs/forecast.md)
+# a corpus run that reaches its target: decoder_regime's both_full, phi max, wd 1, seed 0 (OOD test
+# >= .5 at step 380 of 800 in the corpus)
 REACHING = {"target": "test_inferred_ood>=0.5",
-            "set": {"train.steps": 800, "data.regime": "both_full", "data.phi": 3.0,
-                    "optim.weight_decay": 0.1, "optim.schedule": "cosine", "optim.min_lr_ratio": 0.1}}
+            "set": {"train.steps": 800, "data.regime": "both_full", "data.phi": "max",
+                    "optim.weight_decay": 1.0, "optim.schedule": "cosine", "optim.min_lr_ratio": 0.1}}
