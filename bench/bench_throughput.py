@@ -170,7 +170,7 @@ def hf_row(name: str, layers: int, width: int, batch: int, device: torch.device,
                      bos_token_id=0, eos_token_id=END_ID + (GPT2_BPE if reference else 0))
     model = GPT2LMHeadModel(cfg).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.999), weight_decay=0.1)
-    data = to_batchable(dataset.split("train"), False, device)
+    data = to_batchable(dataset.split("train"), "causal", device)
     if reference:
         seq, labels = reference_sequences(data)
     sampler = BatchSampler(len(data), batch, 0, device)

@@ -108,7 +108,7 @@ def test_looped_and_recursive_runs_through_the_cli(tmp_path, family, model):
         assert tr["positions"] == ["h", "r1", "r2"] and len(lens["stages"]) == 5
     else:                    # embedding + 2 cycles x (2 z + 1 y); the mask slot is a position
         assert len(tr["stages"]) == 7 and tr["stages"][0] == "hook_embed"
-        assert tr["positions"] == ["h", "r1", "r2", "mask"] and len(lens["stages"]) == 6
+        assert tr["positions"] == ["h", "r1", "r2", "mask"] and len(lens["stages"]) == 7 and lens["stages"][0] == "hook_init"
         assert lens["bridge"]["positions"] == ["h", "r1", "r2", "mask"]
     assert np.array(tr["restored"]).shape == (len(tr["stages"]), len(tr["positions"]))
     assert tr["counterfactuals"]["require_correct"] is False

@@ -64,7 +64,7 @@ def test_lens_last_stage_equals_model_output(family, task_data):
     expected = (answer_logits >= answer_logits[rows, queries.target][:, None]).sum(-1)
     got = res.ranks["answer"][np.arange(len(queries)), -1, queries.answer_pos.numpy()]
     np.testing.assert_array_equal(got, expected.numpy())
-    assert res.ranks["bridge"].shape == (len(queries), len(model.residual_stages()),
+    assert res.ranks["bridge"].shape == (len(queries), len(model.lens_stages()),
                                          queries.input_ids.shape[1])
     np.testing.assert_array_equal(res.prediction, answer_logits.argmax(-1).numpy())
 
@@ -115,7 +115,9 @@ def test_lens_metrics_callback_keys_and_values(trained):
     model, dataset = trained
     row = lens_callback(splits=("test_inferred_iid", "no_such_split"), n=128)(0, model, dataset, {})
     assert set(row) == {f"lens/test_inferred_iid/{k}" for k in
-                        ("bridge_found", "bridge_mrr", "bridge_found_control", "answer_found")}
+                        ("bridge_found", "bridge_mrr", "bridge_found_control", "answer_found",
+                         "study_bridge_found", "study_bridge_found_correct", "study_target_found",
+                         "study_chance", "study_chance_correct")}
     at_r1 = lens_metrics(model, dataset, "test_inferred_iid", n=128, bridge_positions=["r1"])
     assert at_r1["lens/test_inferred_iid/bridge_found"] >= 0.8
     assert row["lens/test_inferred_iid/bridge_found_control"] <= 0.2

@@ -23,7 +23,7 @@ def _facts(dataset):
 
 @pytest.mark.parametrize("corrupt", ["h", "r1", "r2"])
 def test_counterfactual_changes_one_token_and_the_true_answer(task_data, corrupt):
-    queries = two_hop_queries(task_data, "test_inferred_iid", answer_slot=False)
+    queries = two_hop_queries(task_data, "test_inferred_iid", "causal")
     cf = build_counterfactuals(task_data, queries, corrupt, seed=3)
     facts = _facts(task_data)
     col = ["h", "r1", "r2"].index(corrupt)

@@ -69,7 +69,7 @@ def test_run_export_cli_matches_the_checkpoint_and_tokenizer(tmp_path, transform
     assert meta["exported_from"]["step"] == 120
     for split in ("id_atomic", "test_inferred_iid"):
         s = dataset.split(split)
-        ids, answer_pos = make_inputs(s.tokens, s.length, answer_slot=False)
+        ids, answer_pos = make_inputs(s.tokens, s.length, layout="causal")
         with torch.no_grad():
             ours, theirs = model(ids), hf(ids).logits
         torch.testing.assert_close(theirs, ours, atol=2e-5, rtol=1e-5)

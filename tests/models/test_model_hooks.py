@@ -16,7 +16,7 @@ def expected_hook_count(variant: str) -> int:
     if cfg["family"] == "looped":
         return 2 + 3 * cfg["n_layers"] * cfg["n_loops"] + 1
     pos = 1 if cfg["mixer"] == "attn" else 0
-    return 1 + pos + cfg["h_cycles"] * (cfg["l_cycles"] + 1) + 1
+    return 1 + pos + 1 + cfg["h_cycles"] * (cfg["l_cycles"] + 1) + 1    # embeds, init state, updates, ln_final
 
 
 @all_variants

@@ -12,13 +12,13 @@ LENGTH = np.array([2, 3])
 
 
 def test_decoder_layout():
-    ids, pos = make_inputs(TOKENS, LENGTH, answer_slot=False)
+    ids, pos = make_inputs(TOKENS, LENGTH, layout="causal")
     assert ids.dtype == torch.long and ids.tolist() == [[5, 30, 0], [7, 31, 33]]
     assert pos.tolist() == [1, 2]
 
 
 def test_recursive_layout_has_mask_slot():
-    ids, pos = make_inputs(TOKENS, LENGTH, answer_slot=True)
+    ids, pos = make_inputs(TOKENS, LENGTH, layout="answer_slot")
     assert ids.tolist() == [[5, 30, 1, 0], [7, 31, 33, 1]]
     assert pos.tolist() == [2, 3]
     assert (ids[torch.arange(2), pos] == 1).all()
@@ -28,13 +28,13 @@ def test_recursive_layout_has_mask_slot():
 
 def test_inputs_are_not_modified_and_bad_length_rejected():
     tokens = torch.as_tensor(TOKENS.copy())
-    ids, _ = make_inputs(tokens, LENGTH, answer_slot=False)
+    ids, _ = make_inputs(tokens, LENGTH, layout="causal")
     ids[0, 0] = 99
     assert tokens[0, 0] == 5
     with pytest.raises(GroklabError, match="length"):
-        make_inputs(TOKENS, np.array([0, 3]), answer_slot=True)
+        make_inputs(TOKENS, np.array([0, 3]), layout="answer_slot")
     with pytest.raises(GroklabError, match="length"):
-        make_inputs(TOKENS, np.array([2, 4]), answer_slot=False)
+        make_inputs(TOKENS, np.array([2, 4]), layout="causal")
 
 
 def test_answer_logits_picks_rows():

@@ -39,7 +39,7 @@ def test_memorises_random_facts(kwargs):
                           **kwargs)
         model = build_model(cfg, 3 + E + R)
         tokens, length, t = random_facts()
-        ids, pos = make_inputs(tokens, length, model.answer_slot)
+        ids, pos = make_inputs(tokens, length, model.layout)
         before = accuracy(model, ids, pos, t)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
         for _ in range(150):

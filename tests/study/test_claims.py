@@ -42,15 +42,33 @@ def test_claim2_verdicts():
     assert C.judge_claim2(coupled).verdict == C.NOT_SUPPORTED
 
 
-def _c1(fam, sim, lo, hi, a=0.95, b=0.97):
-    return {"family": fam, "similarity": sim, "ci_low": lo, "ci_high": hi,
-            "acc_grokked": a, "acc_control": b}
+def _c1(fam, sim, lo, hi, a=0.95, b=0.97, bridge=(0.95, 0.9, 1.0, 40), diff=(0.0, -0.1, 0.1)):
+    """Claim-1 evidence of one family: (b) path similarity and CI, (a) bridge found on correct
+    OOD predictions (value, CI, n), (c) one transfer difference with its CI."""
+    return {"family": fam, "acc_grokked": a, "acc_nongrokked": b,
+            "path": {"value": sim, "ci": [lo, hi]},
+            "bridge_correct_ood": {"value": bridge[0], "ci": [bridge[1], bridge[2]],
+                                   "n": bridge[3]},
+            "transfer_diff": {"new_old": {"value": diff[0], "ci": [diff[1], diff[2]], "n": 30}}}
 
 
 def test_claim1_verdicts():
     assert C.judge_claim1([_c1("decoder", 0.93, 0.85, 0.97)]).verdict == C.SUPPORTED
+    # (b) below the threshold refutes it
     assert C.judge_claim1([_c1("decoder", 0.3, 0.1, 0.5)]).verdict == C.NOT_SUPPORTED
-    assert C.judge_claim1([_c1("decoder", 0.8, 0.7, 0.9)]).verdict == C.INCONCLUSIVE
+    # (b) straddling: inconclusive, and the reason says what was missing
+    v = C.judge_claim1([_c1("decoder", 0.8, 0.7, 0.9)])
+    assert v.verdict == C.INCONCLUSIVE and "straddles" in v.reason
+    # (a): the non-grokked model's correct OOD answers without the bridge refute it
+    v = C.judge_claim1([_c1("recursive", 0.93, 0.85, 0.97, bridge=(0.2, 0.1, 0.3, 40))])
+    assert v.verdict == C.NOT_SUPPORTED and "(a)" in v.reason
+    # (a) on too few correct predictions cannot decide
+    v = C.judge_claim1([_c1("recursive", 0.93, 0.85, 0.97, bridge=(1.0, 1.0, 1.0, 3))])
+    assert v.verdict == C.INCONCLUSIVE and "only 3 correct" in v.reason
+    # (c): a transfer difference whose CI lies outside +-0.2 refutes it; a wide CI is undecided
+    assert C.judge_claim1([_c1("d", 0.93, 0.85, 0.97, diff=(0.5, 0.3, 0.7))]).verdict == C.NOT_SUPPORTED
+    v = C.judge_claim1([_c1("d", 0.93, 0.85, 0.97, diff=(0.1, -0.2, 0.4))])
+    assert v.verdict == C.INCONCLUSIVE and "not within" in v.reason
     # a model that does not compose ID queries makes its family ineligible
     v = C.judge_claim1([_c1("decoder", 0.95, 0.9, 0.99, a=0.4)])
     assert v.verdict == C.INCONCLUSIVE and "does not compose" in v.reason
@@ -58,8 +76,7 @@ def test_claim1_verdicts():
     mixed = [_c1("decoder", 0.95, 0.9, 0.99), _c1("recursive", 0.3, 0.1, 0.5)]
     assert C.judge_claim1(mixed).verdict == C.INCONCLUSIVE
     # no comparison possible
-    none = {"family": "decoder", "similarity": None, "ci_low": None, "ci_high": None,
-            "acc_grokked": 0.0, "acc_control": 0.0, "error": "no query left"}
+    none = {"family": "decoder", "acc_grokked": 0.0, "error": "both_full never fit"}
     assert C.judge_claim1([none]).verdict == C.INCONCLUSIVE
 
 
@@ -102,6 +119,27 @@ def test_accuracy_without_circuit_needs_a_lens_that_sees_the_bridge_on_id_querie
     v = C.judge_claim2({"recursive/both_full": blind,
                         "recursive/natural": _tl([0.0, 0.0, 0.01], [0.1, 0.2, 0.2])})
     assert v.verdict == C.INCONCLUSIVE
-    assert "lens blind in recursive/both_full" in v.reason and "at most 0.19 of ID" in v.reason
+    assert "lens blind in recursive/both_full" in v.reason and "at most 0.190 of correct ID" in v.reason
     assert v.details["lens_blind"] == ["recursive/both_full"]
     assert C.judge_claim2({"recursive/both_full": seeing}).verdict == C.SUPPORTED
+
+
+def test_claim2_uses_target_found_and_reports_em_beside_it():
+    """The study's 'OOD answer' is the lens target-found rate; EM is reported beside it."""
+    steps = [0, 100, 200]
+    # target found high (t decodable somewhere) while EM stays low, bridge low: the study's
+    # measure shows accuracy without circuit, EM does not
+    t = C.timeline(steps, [1.0] * 3, ood=[0.1, 0.2, 0.3], bridge=[0.1, 0.2, 0.2],
+                   bridge_id=[0.5, 0.9, 0.95], target=[0.2, 0.95, 0.97],
+                   chance_id=[0.0, 0.05, 0.05])
+    assert t["answer_measure"] == "target_found" and t["final_target"] == 0.97
+    assert t["accuracy_without_circuit"] and not t["em_accuracy_without_circuit"]
+    v = C.judge_claim2({"recursive/second_hop": t})
+    assert v.verdict == C.SUPPORTED and "exact-match" in v.reason
+    # a lens that is no better than its chance control on correct ID queries is blind
+    at_chance = C.timeline(steps, [1.0] * 3, ood=[0.1, 0.9, 0.95], bridge=[0.1, 0.2, 0.2],
+                           bridge_id=[0.5, 0.6, 0.6], target=[0.2, 0.95, 0.97],
+                           chance_id=[0.6, 0.7, 0.6])
+    assert at_chance["lens_blind"] and not at_chance["accuracy_without_circuit"]
+    # a family outside circuit_families is not judged
+    assert C.judge_claim2({"looped/x": t}, circuit_families=("recursive",)).verdict == C.INCONCLUSIVE

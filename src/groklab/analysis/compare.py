@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from groklab.analysis.lens import first_found_stage, lens_ranks, resolve_positions, summarize_lens
-from groklab.analysis.queries import two_hop_queries
+from groklab.analysis.queries import position_labels, two_hop_queries
 from groklab.analysis.tracing import prepare_counterfactuals, summarize_trace, trace_grid
 from groklab.errors import GroklabError
 
@@ -72,6 +72,26 @@ def _ci(values: np.ndarray, point: float | None, level: float = 0.95) -> dict:
             "degenerate_resamples": int(len(values) - len(ok))}
 
 
+def rate_ci(mask, n_boot: int = 1000, seed: int = 0) -> dict:
+    """A rate (mean of a boolean array of n items) with a seeded percentile bootstrap 95% CI."""
+    x = np.asarray(mask, dtype=np.float64)
+    if not len(x):
+        return {**_ci(np.array([]), None), "n": 0}
+    w = bootstrap_weights(len(x), n_boot, seed)
+    return {**_ci(w @ x, float(x.mean())), "n": int(len(x))}
+
+
+def difference_ci(a, b, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Paired difference of two rates over the same n items, mean(a) - mean(b), with a seeded
+    bootstrap 95% CI (items resampled together)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not len(a):
+        return {**_ci(np.array([]), None), "n": 0}
+    w = bootstrap_weights(len(a), n_boot, seed)
+    return {**_ci(w @ (a - b), float((a - b).mean())), "n": int(len(a)),
+            "a": float(a.mean()), "b": float(b.mean())}
+
+
 def grid_correlation(xa: np.ndarray, xb: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     """Pearson r of the query-mean grids of per-query arrays (N, S, T), with bootstrap CI."""
     k = max(xa.shape[1], xb.shape[1])
@@ -110,11 +130,10 @@ def path_positions(lens) -> list[str] | str:
 
 
 def check_layouts(model_a, model_b) -> None:
-    if model_a.answer_slot != model_b.answer_slot:
-        la = "h, r1, r2, mask" if model_a.answer_slot else "h, r1, r2"
-        lb = "h, r1, r2, mask" if model_b.answer_slot else "h, r1, r2"
+    if model_a.layout != model_b.layout:
+        la, lb = (", ".join(position_labels(0, m.layout)) for m in (model_a, model_b))
         raise GroklabError(f"compare: input layouts differ (A: {la}; B: {lb}) (allowed: two "
-                           "causal models (decoder/looped) or two recursive models)")
+                           "causal models (decoder/looped) or two recursive models of one format)")
 
 
 def check_same_graph(dataset_a, dataset_b, queries) -> None:
@@ -138,7 +157,7 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
                    dataset_b=None, require_correct: bool = True) -> dict:
     """Lens and tracing of both models on the same queries, with similarity scores + CIs."""
     check_layouts(model_a, model_b)
-    queries = two_hop_queries(dataset, split, model_a.answer_slot, n=n, seed=seed)
+    queries = two_hop_queries(dataset, split, model_a.layout, n=n, seed=seed)
     if dataset_b is not None:
         check_same_graph(dataset, dataset_b, queries)
     lens_a, lens_b = lens_ranks(model_a, queries), lens_ranks(model_b, queries)

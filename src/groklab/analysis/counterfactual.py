@@ -8,6 +8,13 @@ The true answer ``t'`` is computed through the knowledge graph (``dataset.atomic
 ``match_kind`` each hop of the counterfactual has the same OOD/new status as the clean
 query's hop, so an ID query gets an ID counterfactual. Candidates are drawn uniformly with a
 seeded generator; queries without any valid candidate are dropped (and counted).
+
+``rule="wang"`` is Wang et al.'s rule (their ``causal_tracing_composition.py``), offered so the
+two tools can be run on the same footing: ``h'`` is any entity with an ID fact whose chain
+``(h', r1) -> b' -> (b', r2)`` does not give ``t`` (undefined chains and OOD hops included),
+``r1'`` any relation of an ID fact of ``h`` whose chain does not give ``t``, ``r2'`` any
+relation of an ID fact of ``b`` with a tail other than ``t``. Where the chain is undefined,
+``t' = -1`` (and ``b' = -1``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from groklab.data.flags import HOP1_NEW, HOP1_OOD, HOP2_NEW, HOP2_OOD
 from groklab.errors import bad_value
 
 CORRUPTIONS = ("h", "r1", "r2")
+RULES = ("groklab", "wang")
 _KIND_BITS = HOP1_OOD | HOP1_NEW
 
 
@@ -47,6 +55,8 @@ class KnowledgeGraph:
         vocab = dataset.vocab
         self.entities = np.array([i for i, s in enumerate(vocab) if s.startswith("<e_")])
         self.relations = np.array([i for i, s in enumerate(vocab) if s.startswith("<r_")])
+        # (h, r) is an ID fact: defined, neither OOD nor new (Wang's ``h2rt_train``)
+        self.id_fact = (self.tail >= 0) & (self.kind == 0)
 
     def lookup(self, h: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tails (-1 where no fact) and kind bits of (h, r) pairs; h may be -1."""
@@ -64,11 +74,13 @@ def _hop_kinds(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
-                          match_kind: bool = True, graph: KnowledgeGraph | None = None
-                          ) -> Counterfactuals:
+                          match_kind: bool = True, graph: KnowledgeGraph | None = None,
+                          rule: str = "groklab") -> Counterfactuals:
     """One counterfactual per query (vectorised over queries x candidates)."""
     if corrupt not in CORRUPTIONS:
         raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS))
+    if rule not in RULES:
+        raise bad_value("counterfactual rule", rule, " | ".join(RULES))
     g = graph or KnowledgeGraph(dataset)
     cand = g.entities if corrupt == "h" else g.relations
     rng = np.random.default_rng([seed, CORRUPTIONS.index(corrupt), 7])
@@ -79,7 +91,8 @@ def build_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0
     b2_all = np.zeros(n, dtype=np.int64)
     for lo in range(0, n, 512):  # bounded memory: (512, candidates) arrays
         sl = slice(lo, lo + 512)
-        valid, b2, t2 = _candidates(g, queries, sl, corrupt, cand, match_kind)
+        pick_from = _candidates if rule == "groklab" else _wang_candidates
+        valid, b2, t2 = pick_from(g, queries, sl, corrupt, cand, match_kind)
         score = np.where(valid, rng.random(valid.shape), -1.0)
         best = score.argmax(1)
         rows = np.arange(len(best))
@@ -90,8 +103,10 @@ def build_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0
     tokens[:, CORRUPTIONS.index(corrupt)] = cand[pick[rows]]
     clean = queries.subset(rows)
     corrupted = clean.with_tokens(tokens, t2_all[rows], b2_all[rows])
+    undefined = int((t2_all[rows] < 0).sum())
     stats = {"queries": len(queries), "with_counterfactual": int(keep.sum()),
-             "match_kind": match_kind}
+             "match_kind": match_kind if rule == "groklab" else False, "rule": rule,
+             "undefined_answer": undefined}
     return Counterfactuals(corrupt, clean, corrupted, stats)
 
 
@@ -120,4 +135,30 @@ def _candidates(g: KnowledgeGraph, queries: Queries, sl: slice, corrupt: str, ca
     valid &= t2 != t
     if match_kind:
         valid &= (kind1 == k1) & (kind2 == k2)
+    return valid, b2, t2
+
+
+def _wang_candidates(g: KnowledgeGraph, queries: Queries, sl: slice, corrupt: str,
+                     cand: np.ndarray, match_kind: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wang et al.'s candidates (module docstring); ``match_kind`` does not apply."""
+    h, r1, r2 = (queries.tokens[sl, i][:, None] for i in range(3))
+    t = queries.target.numpy()[sl, None]
+    b = queries.bridge.numpy()[sl, None]
+    shape = (len(h), len(cand))
+    c = np.broadcast_to(cand[None, :], shape)
+    if corrupt == "h":
+        has_id_fact = g.id_fact[cand].any(1)[None, :]
+        b2, _ = g.lookup(c, np.broadcast_to(r1, shape))
+        t2, _ = g.lookup(b2, np.broadcast_to(r2, shape))
+        valid = np.broadcast_to(has_id_fact, shape) & (t2 != t)
+    elif corrupt == "r1":
+        b2, _ = g.lookup(np.broadcast_to(h, shape), c)
+        t2, _ = g.lookup(b2, np.broadcast_to(r2, shape))
+        valid = g.id_fact[np.broadcast_to(h, shape), c] & (t2 != t)
+    else:
+        b2 = np.broadcast_to(b, shape)
+        t2, _ = g.lookup(b2, c)
+        valid = g.id_fact[b2, c] & (t2 != t)
+    b2 = np.where(b2 >= 0, b2, -1)
+    t2 = np.where((b2 >= 0) & (t2 >= 0), t2, -1)
     return valid, b2, t2

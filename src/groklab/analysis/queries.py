@@ -2,7 +2,8 @@
 
 A :class:`Queries` batch holds the model input of N two-hop queries ``h r1 r2`` together
 with their answer ``t``, bridge ``b`` and the position labels of the input layout
-(``h, r1, r2`` for decoder/looped, ``h, r1, r2, mask`` for the recursive model).
+(``h, r1, r2`` for decoder/looped, ``h, r1, r2, mask`` for the recursive model's answer-slot
+format, ``h, r1, r2, ans, end`` for the study format; see models/layout.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from groklab.errors import GroklabError, bad_value, check_range
 from groklab.models import make_inputs
 
 QUERY_ROLES = ("h", "r1", "r2")
+EXTRA_LABELS = {"causal": [], "answer_slot": ["mask"], "study": ["ans", "end"]}
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Queries:
     target: torch.Tensor       # (N,) answer token t
     bridge: torch.Tensor       # (N,) bridge token b
     positions: list[str]       # T labels, e.g. ["h", "r1", "r2"] or [..., "mask"]
+    layout: str = "causal"     # models/layout.py
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -44,32 +47,39 @@ class Queries:
         t = torch.as_tensor(idx, dtype=torch.long)
         return Queries(self.split, self.index[idx], self.tokens[idx], self.flags[idx],
                        self.input_ids[t], self.answer_pos[t], self.target[t], self.bridge[t],
-                       list(self.positions))
+                       list(self.positions), self.layout)
 
     def with_tokens(self, tokens: np.ndarray, target, bridge) -> "Queries":
         """Same queries with other input tokens/answers (for counterfactuals)."""
         length = np.full(len(tokens), 3)
-        input_ids, answer_pos = make_inputs(tokens, length, self.answer_slot)
+        input_ids, answer_pos = make_inputs(tokens, length, self.layout)
         return Queries(self.split, self.index.copy(), np.asarray(tokens, dtype=np.int64),
                        self.flags.copy(), input_ids, answer_pos,
                        torch.as_tensor(np.asarray(target), dtype=torch.long),
                        torch.as_tensor(np.asarray(bridge), dtype=torch.long),
-                       list(self.positions))
+                       list(self.positions), self.layout)
 
     @property
     def answer_slot(self) -> bool:
-        return len(self.positions) > 3
+        return self.layout != "causal"
 
 
-def position_labels(n_positions: int, answer_slot: bool) -> list[str]:
+def layout_of(layout) -> str:
+    """A layout name; ``True`` / ``False`` stand for the older answer_slot flag."""
+    return {True: "answer_slot", False: "causal"}.get(layout, layout) if isinstance(layout, bool) \
+        else layout
+
+
+def position_labels(n_positions: int, layout) -> list[str]:
     """Labels of the input positions of a two-hop query."""
-    labels = list(QUERY_ROLES) + (["mask"] if answer_slot else [])
+    labels = list(QUERY_ROLES) + EXTRA_LABELS[layout_of(layout)]
     return labels + [f"pos{i}" for i in range(len(labels), n_positions)]
 
 
-def two_hop_queries(dataset, split: str, answer_slot: bool, n: int | None = None,
-                    seed: int = 0) -> Queries:
-    """The two-hop queries (length 3) of ``split``; a seeded sample of ``n`` if given.
+def two_hop_queries(dataset, split: str, layout, n: int | None = None,
+                    seed: int = 0, rows: np.ndarray | None = None) -> Queries:
+    """The two-hop queries (length 3) of ``split`` for a model of ``layout`` (its
+    ``model.layout``); a seeded sample of ``n`` if given, or exactly the split ``rows`` given.
 
     Raises GroklabError if the split has no two-hop query or the dataset is not a
     composition dataset.
@@ -77,8 +87,19 @@ def two_hop_queries(dataset, split: str, answer_slot: bool, n: int | None = None
     task = dataset.manifest.get("task", "composition")
     if task != "composition":
         raise bad_value("dataset.task", task, "composition (lens and tracing need bridges)")
+    layout = layout_of(layout)
     data = dataset.split(split)
-    rows = np.nonzero((np.asarray(data.length) == 3) & (np.asarray(data.bridge) >= 0))[0]
+    two_hop = (np.asarray(data.length) == 3) & (np.asarray(data.bridge) >= 0)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        bad = rows[(rows < 0) | (rows >= len(two_hop))]
+        if len(bad) or not two_hop[rows].all():
+            wrong = bad[0] if len(bad) else rows[~two_hop[rows]][0]
+            raise bad_value("queries", int(wrong), f"row numbers of two-hop queries in {split} "
+                            f"(0..{len(two_hop) - 1})")
+        n = None
+    else:
+        rows = np.nonzero(two_hop)[0]
     if len(rows) == 0:
         raise GroklabError(f"split={split!r} has no two-hop query (allowed: a split with "
                            "h r1 r2 queries, e.g. test_inferred_iid)")
@@ -88,12 +109,12 @@ def two_hop_queries(dataset, split: str, answer_slot: bool, n: int | None = None
             rng = np.random.default_rng([seed, 4])
             rows = np.sort(rng.choice(rows, size=n, replace=False))
     tokens = np.asarray(data.tokens[rows], dtype=np.int64)
-    input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), 3), answer_slot)
+    input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), 3), layout)
     return Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64),
                    input_ids, answer_pos,
                    torch.as_tensor(np.asarray(data.target[rows]), dtype=torch.long),
                    torch.as_tensor(np.asarray(data.bridge[rows]), dtype=torch.long),
-                   position_labels(input_ids.shape[1], answer_slot))
+                   position_labels(input_ids.shape[1], layout), layout)
 
 
 def model_device(model) -> torch.device:
@@ -124,3 +145,45 @@ def batched_answer_logits(model, input_ids: torch.Tensor, answer_pos: torch.Tens
             logits = model(ids)
             out.append(logits[torch.arange(ids.shape[0], device=device), pos].float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.vocab_size)
+
+
+def read_query_rows(path, dataset, split: str) -> np.ndarray:
+    """Row numbers of ``split`` named by a query file, so two tools trace the same queries.
+
+    The file is JSON (a list of row numbers, or of ``[h, r1, r2]`` token strings) or text, one
+    query per line: a row number, or three tokens such as ``<e_3> <r_1> <r_7>``. Items are
+    matched to the split's two-hop queries; one that is not there is a GroklabError.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GroklabError(f"queries={str(path)!r} is invalid (allowed: a readable UTF-8 file; "
+                           f"{err.__class__.__name__})") from None
+    try:
+        items = json.loads(text)
+    except ValueError:
+        items = [line.split() if len(line.split()) > 1 else line.strip()
+                 for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not isinstance(items, list) or not items:
+        raise bad_value("queries", str(path), "a non-empty list of row numbers or h r1 r2 items")
+    data = dataset.split(split)
+    index = {tuple(int(x) for x in row): i for i, row in enumerate(np.asarray(data.tokens))
+             if int(data.length[i]) == 3}
+    token_id = {tok: i for i, tok in enumerate(dataset.vocab)}
+    rows = []
+    for item in items:
+        if isinstance(item, (int, str)) and str(item).lstrip("-").isdigit():
+            rows.append(int(item))
+            continue
+        if not (isinstance(item, (list, tuple)) and len(item) == 3):
+            raise bad_value("queries item", item, "a row number or three tokens h r1 r2")
+        ids = tuple(token_id.get(str(tok), -1) for tok in item)
+        if ids not in index:
+            raise bad_value("queries item", " ".join(map(str, item)),
+                            f"a two-hop query of split {split}")
+        rows.append(index[ids])
+    return np.asarray(rows, dtype=np.int64)

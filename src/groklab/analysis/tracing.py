@@ -1,12 +1,16 @@
 """Causal tracing / activation patching over a (stage x position) grid, batched.
 
-Standard direction (Wang et al.): run the *corrupted* query and overwrite the state at one
-(stage, position) with the *clean* run's state there; later stages are recomputed from the
-patched state (the hook replaces the activation inside the forward pass). ``reverse=True``
-runs the clean query and patches in the corrupted state instead.
+Default direction (restoration, as in ROME-style tracing): run the *corrupted* query and
+overwrite the state at one (stage, position) with the *clean* run's state there; later stages
+are recomputed from the patched state (the hook replaces the activation inside the forward
+pass). ``reverse=True`` is Wang et al.'s direction: run the clean query and patch in the
+counterfactual's state (their ``causal_tracing_composition.py``).
 
 Per query and cell we record the top-1 answer and the probabilities of the clean answer ``t``
 and of the counterfactual answer ``t'``. "Restored" = top-1 is the clean answer ``t``.
+"Changed" (Wang et al.'s metric) = top-1 differs from the top-1 of the unpatched run that
+receives the patch; in the reverse direction it equals 1 - restored exactly when every clean
+answer is right.
 
 Batching: for each stage, one forward pass over (positions x queries) rows stacked in the
 batch dimension; the hook of that stage writes row (p, q)'s source state at position p only.
@@ -30,7 +34,9 @@ from groklab.errors import GroklabError
 
 def input_stage(model) -> str:
     """The hook whose full overwrite with the clean state reproduces the clean run."""
-    if getattr(model.cfg, "family", None) == "recursive":
+    # a model whose input is re-injected at every update (recursive: x at every z-update) has no
+    # residual stage that carries the whole input; its input embedding is patched instead
+    if not model.causal:
         return "hook_embed"
     return model.residual_stages()[0]
 
@@ -67,10 +73,16 @@ class TraceResult:
     prob_corrupt: np.ndarray    # probability of the counterfactual answer t'
     base_prob_clean: np.ndarray     # unpatched run that receives the patch: p(t)
     source_prob_clean: np.ndarray   # unpatched run that provides the states: p(t)
+    base_top1: np.ndarray           # (N,) top-1 answer of the unpatched run receiving the patch
 
     @property
     def restored(self) -> np.ndarray:
         return self.top1 == self.cf.clean.target.numpy()[:, None, None]
+
+    @property
+    def changed(self) -> np.ndarray:
+        """Wang et al.'s metric: the patch changed the top-1 answer of the run it went into."""
+        return self.top1 != self.base_top1[:, None, None]
 
     @property
     def flipped(self) -> np.ndarray:
@@ -93,9 +105,13 @@ def _cache(model, queries: Queries, stages: list[str], batch_size: int) -> dict[
 
 
 def _answer_probs(logits, answer_pos, t_clean, t_corrupt):
+    """(top-1, p(t), p(t')); p(t') is NaN where the counterfactual has no defined answer
+    (Wang et al.'s counterfactual rule allows that, t' = -1)."""
     rows = torch.arange(logits.shape[0], device=logits.device)
     probs = logits[rows, answer_pos].float().softmax(-1)
-    return (probs.argmax(-1), probs[rows, t_clean], probs[rows, t_corrupt])
+    p_corr = probs[rows, t_corrupt.clamp(min=0)]
+    p_corr = torch.where(t_corrupt >= 0, p_corr, torch.full_like(p_corr, float("nan")))
+    return (probs.argmax(-1), probs[rows, t_clean], p_corr)
 
 
 def trace_grid(model, cf: Counterfactuals, stages: list[str] | None = None,
@@ -131,10 +147,10 @@ def trace_grid(model, cf: Counterfactuals, stages: list[str] | None = None,
                 out["top1"][lo:hi, si] = top1.view(t_len, q).T.cpu().numpy()
                 out["p_clean"][lo:hi, si] = pc.view(t_len, q).T.cpu().numpy()
                 out["p_corr"][lo:hi, si] = pr.view(t_len, q).T.cpu().numpy()
-    base = _clean_answer_prob(model, target_q, cf.clean.target)
-    src_p = _clean_answer_prob(model, source_q, cf.clean.target)
+    base, base_top1 = _clean_answer_prob(model, target_q, cf.clean.target)
+    src_p, _ = _clean_answer_prob(model, source_q, cf.clean.target)
     return TraceResult(cf, stages, list(target_q.positions), reverse, out["top1"],
-                       out["p_clean"], out["p_corr"], base, src_p)
+                       out["p_clean"], out["p_corr"], base, src_p, base_top1)
 
 
 def trace_grid_loop(model, cf: Counterfactuals, stages: list[str] | None = None,
@@ -162,22 +178,27 @@ def trace_grid_loop(model, cf: Counterfactuals, stages: list[str] | None = None,
                     logits = patch_run(model, ids, stage, cache[stage], mask)
                     a, b, c = _answer_probs(logits, pos, tc, tr)
                     top1[i, si, p], p_clean[i, si, p], p_corr[i, si, p] = a.item(), b.item(), c.item()
-    base = _clean_answer_prob(model, target_q, cf.clean.target)
-    src_p = _clean_answer_prob(model, source_q, cf.clean.target)
+    base, base_top1 = _clean_answer_prob(model, target_q, cf.clean.target)
+    src_p, _ = _clean_answer_prob(model, source_q, cf.clean.target)
     return TraceResult(cf, stages, list(target_q.positions), reverse, top1, p_clean, p_corr,
-                       base, src_p)
+                       base, src_p, base_top1)
 
 
-def _clean_answer_prob(model, queries: Queries, t_clean: torch.Tensor) -> np.ndarray:
+def _clean_answer_prob(model, queries: Queries, t_clean: torch.Tensor
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """p(t) and the top-1 answer of the unpatched run on ``queries``."""
     logits = batched_answer_logits(model, queries.input_ids, queries.answer_pos)
-    return logits.softmax(-1)[torch.arange(len(t_clean)), t_clean].numpy()
+    return (logits.softmax(-1)[torch.arange(len(t_clean)), t_clean].numpy(),
+            logits.argmax(-1).numpy())
 
 
 def correct_mask(model, cf: Counterfactuals) -> np.ndarray:
-    """Queries whose clean answer t and counterfactual answer t' the model both gets right."""
+    """Queries whose clean answer t and counterfactual answer t' the model both gets right
+    (a counterfactual without a defined answer, t' = -1, only needs the clean one right)."""
     clean = batched_answer_logits(model, cf.clean.input_ids, cf.clean.answer_pos).argmax(-1)
     corr = batched_answer_logits(model, cf.corrupted.input_ids, cf.corrupted.answer_pos).argmax(-1)
-    return ((clean == cf.clean.target) & (corr == cf.corrupted.target)).numpy()
+    undefined = cf.corrupted.target < 0
+    return ((clean == cf.clean.target) & ((corr == cf.corrupted.target) | undefined)).numpy()
 
 
 def subset_counterfactuals(cf: Counterfactuals, keep: np.ndarray, **stats) -> Counterfactuals:
@@ -188,19 +209,23 @@ def subset_counterfactuals(cf: Counterfactuals, keep: np.ndarray, **stats) -> Co
 
 def prepare_counterfactuals(models, dataset, split: str, corrupt: str, n: int = 300,
                             seed: int = 0, require_correct: bool = True,
-                            match_kind: bool = True) -> Counterfactuals:
-    """Counterfactuals for ``n`` queries of ``split``; with ``require_correct`` only those that
-    every model in ``models`` answers right both clean and corrupted. Counts go to ``stats``.
+                            match_kind: bool = True, rule: str = "groklab",
+                            rows=None) -> Counterfactuals:
+    """Counterfactuals for ``n`` queries of ``split`` (or exactly the split ``rows`` given); with
+    ``require_correct`` only those that every model in ``models`` answers right both clean and
+    corrupted. ``rule``: the counterfactual rule (:mod:`groklab.analysis.counterfactual`).
+    Counts go to ``stats``.
 
     Queries are sampled before filtering: ``n`` is an upper bound on the queries traced.
     """
     models = models if isinstance(models, (list, tuple)) else [models]
-    answer_slots = {m.answer_slot for m in models}
-    if len(answer_slots) != 1:
+    layouts = {m.layout for m in models}
+    if len(layouts) != 1:
         raise GroklabError("models=mixed input layouts cannot share counterfactual inputs "
                            "(allowed: models of the same layout)")
-    queries = two_hop_queries(dataset, split, answer_slots.pop(), n=n, seed=seed)
-    cf = build_counterfactuals(dataset, queries, corrupt, seed=seed, match_kind=match_kind)
+    queries = two_hop_queries(dataset, split, layouts.pop(), n=n, seed=seed, rows=rows)
+    cf = build_counterfactuals(dataset, queries, corrupt, seed=seed, match_kind=match_kind,
+                               rule=rule)
     keep = np.ones(len(cf.clean), dtype=bool)
     for m in models:
         keep &= correct_mask(m, cf)
@@ -220,10 +245,12 @@ def prepare_counterfactuals(models, dataset, split: str, corrupt: str, n: int = 
 def summarize_trace(res: TraceResult) -> dict:
     """JSON-ready grids (mean over queries) and baselines."""
     n = len(res)
+    empty = np.zeros(res.top1.shape[1:])
     grids = {
-        "restored": res.restored.mean(0) if n else np.zeros(res.top1.shape[1:]),
-        "prob_clean": res.prob_clean.mean(0) if n else np.zeros(res.top1.shape[1:]),
-        "flipped": res.flipped.mean(0) if n else np.zeros(res.top1.shape[1:]),
+        "restored": res.restored.mean(0) if n else empty,
+        "changed": res.changed.mean(0) if n else empty,
+        "prob_clean": res.prob_clean.mean(0) if n else empty,
+        "flipped": res.flipped.mean(0) if n else empty,
     }
     return {
         "split": res.cf.clean.split,
@@ -232,20 +259,17 @@ def summarize_trace(res: TraceResult) -> dict:
         "n": n,
         "stages": list(res.stages),
         "positions": list(res.positions),
+        "direction": "wang (counterfactual state into the clean run)" if res.reverse
+                     else "restoration (clean state into the corrupted run)",
         "restored": np.round(grids["restored"], 6).tolist(),
+        "changed": np.round(grids["changed"], 6).tolist(),
         "prob_clean": np.round(grids["prob_clean"], 6).tolist(),
         "flipped": np.round(grids["flipped"], 6).tolist(),
         "baseline": {
             "patched_run_prob_clean": float(res.base_prob_clean.mean()) if n else None,
             "source_run_prob_clean": float(res.source_prob_clean.mean()) if n else None,
+            "patched_run_clean_correct": float((res.base_top1 == res.cf.clean.target.numpy()).mean())
+            if n else None,
         },
         "counterfactuals": dict(res.cf.stats),
     }
-
-
-def trace(model, dataset, split: str = "test_inferred_iid", corrupt: str = "r1", n: int = 300,
-          seed: int = 0, reverse: bool = False, require_correct: bool = True,
-          batch_size: int = 8192) -> TraceResult:
-    """Counterfactuals + batched grid for one model."""
-    cf = prepare_counterfactuals([model], dataset, split, corrupt, n, seed, require_correct)
-    return trace_grid(model, cf, reverse=reverse, batch_size=batch_size)

@@ -21,23 +21,30 @@ TRANSFER_SPLITS = ("atomic_new", "new_old", "old_new", "new_new")
 FORGETTING_SPLITS = ("replay_atomic", "replay_inferred", "old_atomic", "old_inferred")
 
 
-def split_em(model, dataset, split: str, n: int | None = None, seed: int = 0) -> tuple[float, int]:
-    """(exact-match accuracy, number of items) on ``split`` (a seeded sample of ``n`` if given)."""
+def split_correct(model, dataset, split: str, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Per item of ``split`` (a seeded sample of ``n`` if given): is the answer right? (bool)"""
     data = dataset.split(split)
     rows = np.arange(len(data))
     if n is not None and n < len(rows):
         rows = np.sort(np.random.default_rng([seed, 5]).choice(rows, size=n, replace=False))
     if len(rows) == 0:
-        return float("nan"), 0
-    ids, pos = make_inputs(data.tokens[rows], data.length[rows], model.answer_slot)
+        return np.zeros(0, dtype=bool)
+    ids, pos = make_inputs(data.tokens[rows], data.length[rows], model.layout)
     pred = batched_answer_logits(model, ids, pos).argmax(-1)
-    return float((pred == torch.as_tensor(data.target[rows])).float().mean()), len(rows)
+    return (pred == torch.as_tensor(data.target[rows])).numpy()
+
+
+def split_em(model, dataset, split: str, n: int | None = None, seed: int = 0) -> tuple[float, int]:
+    """(exact-match accuracy, number of items) on ``split`` (a seeded sample of ``n`` if given)."""
+    correct = split_correct(model, dataset, split, n, seed)
+    return (float(correct.mean()) if len(correct) else float("nan")), len(correct)
 
 
 def transfer_metrics(model, dataset, splits=TRANSFER_SPLITS + FORGETTING_SPLITS,
                      n: int | None = None, seed: int = 0, bridge_positions="auto") -> dict[str, dict]:
     """{split: {"n", "em"[, "bridge_found", "bridge_found_control", "bridge_mrr"]}} for each
-    of ``splits`` present in ``dataset`` (others are skipped)."""
+    of ``splits`` present in ``dataset`` (others are skipped); the lens numbers only for splits
+    with two-hop queries (atomic splits have no bridge)."""
     out: dict[str, dict] = {}
     for split in splits:
         if split not in dataset.split_names:
@@ -47,7 +54,7 @@ def transfer_metrics(model, dataset, splits=TRANSFER_SPLITS + FORGETTING_SPLITS,
         data = dataset.split(split)
         if count and bool((np.asarray(data.length) == 3).any()):
             summary = summarize_lens(lens_ranks(model, two_hop_queries(
-                dataset, split, model.answer_slot, n=n, seed=seed)), bridge_positions)
+                dataset, split, model.layout, n=n, seed=seed)), bridge_positions)
             entry.update(bridge_found=summary["bridge"]["found"],
                          bridge_found_control=summary["bridge"]["found_control"],
                          bridge_mrr=summary["bridge"]["mrr_best"])

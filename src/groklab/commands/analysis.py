@@ -7,8 +7,13 @@ import time
 
 from groklab.errors import check_range
 
-POSITIONS_HELP = ("positions where a top-1 decode of the bridge counts as 'bridge found': auto "
-                  "(causal models: r1,r2; recursive: all), all, or a comma list such as r1")
+POSITIONS_HELP = ("groklab rule: positions where a top-1 decode of the bridge counts as 'bridge "
+                  "found': auto (causal models: r2; recursive: all), all, or a comma list such "
+                  "as r1 (the study rule always uses every position)")
+RULE_HELP = ("which 'found' rule the printed numbers use: groklab (allowed positions, see "
+             "--positions) or study (He et al.: the token is the top-1 decode at any stage, the "
+             "recursive model's initial state included, and any position); default groklab. "
+             "The JSON holds both")
 
 
 def register(sub) -> None:
@@ -27,6 +32,10 @@ def register(sub) -> None:
                       "next to accuracy over training")
     _common(lens, n_default=1000)
     lens.add_argument("--positions", default="auto", help=POSITIONS_HELP)
+    lens.add_argument("--rule", choices=("groklab", "study"), default="groklab", help=RULE_HELP)
+    lens.add_argument("--json", action="store_true",
+                      help="print one JSON object (n, bridge_found, bridge_found_correct, "
+                      "target_found, chance, ... under --rule) instead of the text summary")
     lens.set_defaults(func=cmd_lens)
 
     trace = sub.add_parser("trace", help="causal tracing: patch clean states into corrupted runs",
@@ -41,7 +50,15 @@ def register(sub) -> None:
     trace.add_argument("--corrupt", choices=("h", "r1", "r2"), default="r1",
                        help="which input token the counterfactual changes (default r1)")
     trace.add_argument("--reverse", action="store_true",
-                       help="patch corrupted states into the clean run instead")
+                       help="patch counterfactual states into the clean run instead (Wang et "
+                       "al.'s direction; their metric is the 'changed' grid)")
+    trace.add_argument("--cf-rule", choices=("groklab", "wang"), default="groklab",
+                       help="counterfactual rule: groklab (defined chain, answer changes, same "
+                       "ID/OOD kind per hop) or wang (Wang et al.'s: also undefined chains and "
+                       "OOD hops); default groklab")
+    trace.add_argument("--queries", default=None, metavar="FILE",
+                       help="trace exactly these queries of --split: a JSON list or lines of row "
+                       "numbers or 'h r1 r2' token triples (overrides --n and the seeded sample)")
     trace.add_argument("--include-wrong", action="store_true",
                        help="also trace queries the model gets wrong (clean or corrupted); by "
                        "default only queries answered right in both runs are traced")
@@ -116,7 +133,7 @@ def cmd_lens(args) -> int:
         points = []
         for step in run.checkpoint_steps:
             model, dataset, _ = load_at(args.run, step, device)
-            queries = two_hop_queries(dataset, args.split, model.answer_slot, args.n, args.seed)
+            queries = two_hop_queries(dataset, args.split, model.layout, args.n, args.seed)
             s = summarize_lens(lens_ranks(model, queries), positions)
             points.append({"step": step, "bridge_found": s["bridge"]["found"],
                            "bridge_found_control": s["bridge"]["found_control"],
@@ -138,52 +155,103 @@ def cmd_lens(args) -> int:
                    started, command="lens", run=str(run.path), n=args.n, seed=args.seed)
     else:
         model, dataset, step = load_at(args.run, args.step, device)
-        queries = two_hop_queries(dataset, args.split, model.answer_slot, args.n, args.seed)
-        s = summarize_lens(lens_ranks(model, queries), positions)
+        queries = two_hop_queries(dataset, args.split, model.layout, args.n, args.seed)
+        res = lens_ranks(model, queries)
+        s = summarize_lens(res, positions)
+        headline = rule_headline(res, s, args.rule)
         json_path, png_path = output_paths(args.run, f"lens_{args.split}_step{step}", args.out)
         heatmaps([("bridge MRR", s["bridge"]["mrr"]), ("bridge top-1", s["bridge"]["top1"]),
                   ("answer MRR", s["answer"]["mrr"])], s["stages"], s["positions"], png_path,
                  title=f"{run.path.name}@{step} lens, {args.split} (n={s['n']})")
-        write_json(json_path, s, started, command="lens", run=str(run.path), step=step,
-                   n=args.n, seed=args.seed)
-        b = s["bridge"]
-        print(f"{run.path.name}@{step} {args.split} n={s['n']} accuracy {s['accuracy']:.3f}")
-        print(f"bridge found {b['found']:.3f} (chance control {b['found_control']:.3f}) at "
-              f"{','.join(b['positions'])}; answer found {s['answer']['found']:.3f}")
-        by_pos = ", ".join(f"{k} {v:.3f}" for k, v in b["found_by_position"].items())
-        print(f"bridge top-1 somewhere, by position: {by_pos}; best MRR at r1 "
-              f"{b.get('mrr_r1', float('nan')):.3f} ({b.get('best_stage_r1')})")
+        write_json(json_path, {**s, "headline": headline}, started, command="lens",
+                   run=str(run.path), step=step, n=args.n, seed=args.seed)
+        if args.json:
+            import json
+            import sys
+
+            print(json.dumps({**headline, "step": step, "run": str(run.path)}))
+            print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+            return 0
+        _print_lens(run.path.name, step, args.split, s, headline)
     print(f"wrote {json_path} and {png_path}")
     return 0
+
+
+def rule_headline(res, summary: dict, rule: str) -> dict:
+    """The top-level numbers of ``groklab lens`` under ``rule``: n, bridge_found,
+    bridge_found_correct, target_found, chance (and the rule's details)."""
+    from groklab.analysis.lens import study_rule_summary
+
+    if rule == "study":
+        return study_rule_summary(res)
+    b = summary["bridge"]
+    correct = res.correct
+    from groklab.analysis.lens import first_found_stage, resolve_positions
+
+    allowed = resolve_positions(b["positions"], res.positions, res.causal, "bridge")
+    found = first_found_stage(res.ranks["bridge"], allowed) >= 0
+    return {"rule": "groklab", "split": summary["split"], "n": summary["n"],
+            "n_correct": int(correct.sum()), "accuracy": summary["accuracy"],
+            "positions": b["positions"], "bridge_found": b["found"],
+            "bridge_found_correct": float(found[correct].mean()) if correct.any() else None,
+            "target_found": summary["answer"]["found"], "chance": b["found_control"]}
+
+
+def _print_lens(name: str, step: int, split: str, s: dict, headline: dict) -> None:
+    b = s["bridge"]
+    print(f"{name}@{step} {split} n={s['n']} accuracy {s['accuracy']:.3f}")
+    h = headline
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{h['rule']} rule: bridge found {fmt(h['bridge_found'])} (on the {h['n_correct']} "
+          f"answered correctly {fmt(h['bridge_found_correct'])}), target found "
+          f"{fmt(h['target_found'])}; chance control {fmt(h['chance'])}")
+    if h["rule"] == "study":
+        per = ", ".join(f"{k.replace('.hook_resid_post', '')} {v:.2f}"
+                        for k, v in h["bridge_found_by_stage"].items())
+        print(f"bridge found per stage (correct queries): {per}")
+    by_pos = ", ".join(f"{k} {v:.3f}" for k, v in b["found_by_position"].items())
+    print(f"bridge top-1 somewhere, by position: {by_pos}")
+    if "mrr_r1_by_stage" in b:
+        per = ", ".join(f"{v:.3f}" for v in b["mrr_r1_by_stage"])
+        print(f"bridge MRR at r1 per stage (Wang's measure): {per}; max over stages "
+              f"{b['mrr_r1_max_over_stages']:.3f} ({b['best_stage_r1']})")
 
 
 def cmd_trace(args) -> int:
     from groklab.analysis.io import load_at, output_paths, write_json
     from groklab.analysis.plots import heatmaps
+    from groklab.analysis.queries import read_query_rows
     from groklab.analysis.tracing import prepare_counterfactuals, summarize_trace, trace_grid
 
     started = time.time()
     device = _setup(args)
     check_range("batch_size", args.batch_size, 1)
     model, dataset, step = load_at(args.run, args.step, device)
+    rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
     cf = prepare_counterfactuals([model], dataset, args.split, args.corrupt, args.n, args.seed,
-                                 require_correct=not args.include_wrong)
+                                 require_correct=not args.include_wrong, rule=args.cf_rule,
+                                 rows=rows)
     res = trace_grid(model, cf, reverse=args.reverse, batch_size=args.batch_size)
     s = summarize_trace(res)
     name = f"trace_{args.split}_{args.corrupt}{'_reverse' if args.reverse else ''}_step{step}"
     json_path, png_path = output_paths(args.run, name, args.out)
-    direction = "corrupted <- clean" if not args.reverse else "clean <- corrupted"
-    heatmaps([("restored (top-1 = t)", s["restored"]), ("p(t)", s["prob_clean"])], s["stages"],
-             s["positions"], png_path,
+    direction = "corrupted <- clean" if not args.reverse else "clean <- corrupted (Wang)"
+    heatmaps([("restored (top-1 = t)", s["restored"]), ("changed (Wang)", s["changed"]),
+              ("p(t)", s["prob_clean"])], s["stages"], s["positions"], png_path,
              title=f"{args.run}@{step} trace {direction}, corrupt {args.corrupt} (n={s['n']})")
     write_json(json_path, s, started, command="trace", run=str(args.run), step=step,
-               n=args.n, seed=args.seed)
-    print(f"{args.run}@{step} {args.split} corrupt {args.corrupt}: traced {s['n']} queries "
-          f"({s['counterfactuals']})")
+               n=args.n, seed=args.seed, queries=args.queries)
+    c = s["counterfactuals"]
+    print(f"{args.run}@{step} {args.split}, corrupt {args.corrupt}, {s['direction']}: traced "
+          f"{s['n']} of {c['queries']} queries ({c['with_counterfactual']} with a counterfactual "
+          f"under the {c['rule']} rule, {c['both_correct']} answered right clean and corrupted"
+          f"{', all kept' if not c['require_correct'] else ''}; {c['undefined_answer']} "
+          "counterfactuals without a defined answer)")
     width = max(len(x) for x in s["stages"])
-    print(" " * width + "  " + "  ".join(f"{p:>6}" for p in s["positions"]) + "   (restored)")
-    for stage, row in zip(reversed(s["stages"]), reversed(s["restored"])):
-        print(f"{stage:>{width}}  " + "  ".join(f"{v:6.3f}" for v in row))
+    for key in ("restored", "changed"):
+        print(" " * width + "  " + "  ".join(f"{p:>6}" for p in s["positions"]) + f"   ({key})")
+        for stage, row in zip(reversed(s["stages"]), reversed(s[key])):
+            print(f"{stage:>{width}}  " + "  ".join(f"{v:6.3f}" for v in row))
     print(f"wrote {json_path} and {png_path}")
     return 0
 

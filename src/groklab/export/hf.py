@@ -38,18 +38,29 @@ ACTIVATION = "gelu_new"      # HF name of GELU with the tanh approximation
 
 def check_exportable(cfg) -> None:
     """GroklabError unless a model of ``cfg`` (a ModelConfig) maps exactly onto GPT2LMHeadModel."""
-    if cfg.family == "recursive":
-        raise GroklabError("model.family='recursive' is invalid for --format hf (allowed: decoder, "
-                           "looped without step_embedding: GPT-2 has no recursive latent loop)")
-    if cfg.family == "looped" and cfg.step_embedding:
+    from groklab.models.registry import MODEL_CLASSES
+
+    if not MODEL_CLASSES[cfg.family].hf_exportable:
+        raise GroklabError(f"model.family={cfg.family!r} is invalid for --format hf (allowed: "
+                           "decoder, looped without step_embedding: GPT-2 has no recursive "
+                           "latent loop)")
+    if cfg.step_embedding and MODEL_CLASSES[cfg.family].applications(cfg)[0] > 1:
         raise GroklabError("model.step_embedding=True is invalid for --format hf (allowed: false; "
                            "GPT-2 blocks have no per-iteration embedding)")
+
+
+def _stack_applications(cfg) -> int:
+    """How often the block stack runs per forward (decoder 1, looped n_loops): GPT-2 gets the
+    unrolled layers."""
+    from groklab.models.registry import MODEL_CLASSES
+
+    return MODEL_CLASSES[cfg.family].applications(cfg)[0]
 
 
 def gpt2_config(model, special: dict[str, int]) -> dict:
     """The config.json of the exported GPT2LMHeadModel."""
     cfg = model.cfg
-    n_loops = cfg.n_loops if cfg.family == "looped" else 1
+    n_loops = _stack_applications(cfg)
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -81,7 +92,7 @@ def gpt2_state_dict(model) -> dict[str, torch.Tensor]:
     """groklab decoder/looped weights under GPT2LMHeadModel names (float32, contiguous)."""
     sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
     cfg = model.cfg
-    n_loops = cfg.n_loops if cfg.family == "looped" else 1
+    n_loops = _stack_applications(cfg)
     out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"]}
     for loop in range(n_loops):
         for i in range(cfg.n_layers):

@@ -7,7 +7,7 @@ import torch
 from groklab.errors import bad_value
 from groklab.models.config import ModelConfig
 from groklab.models.hooks import HookedModel
-from groklab.models.layout import answer_logits
+from groklab.models.layout import IGNORE, answer_logits, input_width
 from groklab.models.stablemax import softmax_cross_entropy, stablemax_cross_entropy
 
 
@@ -18,7 +18,30 @@ class GrokModel(HookedModel):
     ``decode_residual(resid)`` and call ``setup_hooks()`` at the end of ``__init__``.
     """
 
-    answer_slot: bool = False
+    # A family's facts live here, on its class (adding a family = one class + its registration)
+    answer_slot: bool = False     # non-causal with an answer slot (recursive)
+    causal: bool = True           # a position sees only earlier ones
+    layout: str = "causal"        # models/layout.py: how a query becomes input (and labels)
+    hf_exportable: bool = False   # export/hf can write it as a GPT2LMHeadModel
+    circuit_indicator: bool = False  # its bridge-found rate indicates a circuit (claim 2)
+    # where groklab's lens rule counts "bridge found" ("auto" = every position); the study's
+    # rule always uses every position
+    bridge_positions: tuple[str, ...] | str = "auto"
+
+    @classmethod
+    def applications(cls, cfg: ModelConfig) -> tuple[int, int]:
+        """(forward, back-propagated) applications of the parameter stack per training step."""
+        return 1, 1
+
+    @classmethod
+    def layout_for(cls, cfg: ModelConfig) -> str:
+        """The input layout a model of ``cfg`` uses (``layout``, per instance)."""
+        return cls.layout
+
+    @classmethod
+    def positions_per_query(cls, cfg: ModelConfig, query_len: int = 3) -> int:
+        """Positions the network processes for one query of ``query_len`` tokens."""
+        return input_width(query_len, cls.layout_for(cfg))
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
@@ -28,6 +51,10 @@ class GrokModel(HookedModel):
     def residual_stages(self) -> list[str]:
         """Hook names of the residual states (B, T, d), earliest first."""
         raise NotImplementedError
+
+    def lens_stages(self) -> list[str]:
+        """Hook names the study's lens rule decodes (default: the residual stages)."""
+        return self.residual_stages()
 
     def decode_residual(self, resid: torch.Tensor) -> torch.Tensor:
         """Final norm recomputed on ``resid`` + unembedding -> logits (..., V)."""
@@ -46,6 +73,12 @@ class GrokModel(HookedModel):
         if self.cfg.loss == "stablemax":
             return stablemax_cross_entropy(logits_at_answer, target)
         return softmax_cross_entropy(logits_at_answer, target)
+
+    def sequence_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss over every labelled position of (N, T, V) logits; labels (N, T) with
+        ``layout.IGNORE`` outside the loss (the study format)."""
+        keep = labels != IGNORE
+        return self.loss(logits[keep], labels[keep])
 
     def _check_input(self, input_ids: torch.Tensor) -> None:
         if input_ids.dim() != 2:

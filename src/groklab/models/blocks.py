@@ -106,12 +106,12 @@ class SwiGLU(nn.Module):
 class TokenMixer(SwiGLU):
     """TRM's ``mlp_t``: a SwiGLU across the sequence axis (attention-free token mixing).
 
-    Weights are sized for ``max_len`` positions; an input of ``T < max_len`` positions uses the
-    first ``T`` rows/columns, i.e. absent positions count as zeros.
+    Weights are sized for ``cfg.mixer_positions`` (prefix + ``max_len``) positions; an input of
+    fewer positions uses the first rows/columns, i.e. absent positions count as zeros.
     """
 
     def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg.max_len, cfg.mixer_width)
+        super().__init__(cfg.mixer_positions, cfg.mixer_width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, d)
         b, t, d = x.shape
@@ -161,8 +161,18 @@ class PreLNBlock(nn.Module):
         return x_at + self.drop(self.mlp(self.ln_2(x_at)))
 
 
+def rms_norm_tokens(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """RMSNorm without weights over the token axis of (B, T, d), in float32 (TRM's mlp_t)."""
+    y = F.rms_norm(x.float().transpose(1, 2), (x.shape[1],), eps=eps)
+    return y.transpose(1, 2).to(x.dtype)
+
+
 class PostNormBlock(nn.Module):
-    """TRM block: ``x = rms(x + mix(x))`` then ``x = rms(x + swiglu(x))``; non-causal."""
+    """TRM block: ``x = rms(x + mix(x))`` then ``x = rms(x + swiglu(x))``; non-causal.
+
+    With ``mixer_norm="token"`` the norm after the ``mlp_t`` mixer runs over the token axis, as
+    in TRM, where the mixer works on the transposed state.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -172,11 +182,12 @@ class PostNormBlock(nn.Module):
             self.mixer = TokenMixer(cfg)
         self.mlp = SwiGLU(cfg.d_model, cfg.mlp_width)
         self.drop = nn.Dropout(cfg.dropout)
+        self.mixer_norm = rms_norm_tokens if cfg.mixer_norm == "token" else rms_norm
 
     def forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, d); with ``at`` (B,) the MLP half runs only at one position per
         row -> (B, d) (the recursive model's answer-slot forward)."""
-        x = rms_norm(x + self.drop(self.mixer(x)))
+        x = self.mixer_norm(x + self.drop(self.mixer(x)))
         if at is not None:
             x = x[torch.arange(x.shape[0], device=x.device), at]
         return rms_norm(x + self.drop(self.mlp(x)))

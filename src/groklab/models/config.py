@@ -10,6 +10,8 @@ from groklab.errors import GroklabError, bad_value, check_range
 FAMILIES = ("decoder", "looped", "recursive")
 MIXERS = ("attn", "mlp_t")
 LOSSES = ("ce", "stablemax")
+FORMATS = ("answer_slot", "study")   # recursive input/loss formats (models/layout.py)
+MIXER_NORMS = ("feature", "token")
 
 
 @dataclass
@@ -23,7 +25,12 @@ class ModelConfig:
     TRM's fan-in init instead), ``tie_embeddings`` (None = tied for decoder/looped, untied for
     recursive as in TRM), ``loss`` ("ce" or "stablemax").
     Looped: ``n_loops``, ``step_embedding``. Recursive: ``h_cycles``, ``l_cycles``, ``mixer``,
-    ``mlp_t_hidden`` (token-mixer hidden width, None = 4*max_len).
+    ``mlp_t_hidden`` (token-mixer hidden width, None = 4 x the positions it mixes),
+    ``format`` ("answer_slot": ``<mask>`` slot, answer-only loss; "study": He et al.'s format,
+    prompt reproduced and every position in the loss, see models/layout.py), ``prefix_len``
+    (learned constant prefix slots before the sequence, the study's 16 puzzle-embedding slots;
+    0 = none), ``mixer_norm`` (the post-norm after the ``mlp_t`` mixer over the "feature" axis,
+    or over the "token" axis as TRM's mlp_t does).
     """
 
     family: str = "decoder"
@@ -42,6 +49,9 @@ class ModelConfig:
     init_std: float = 0.02
     tie_embeddings: bool | None = None
     loss: str = "ce"
+    format: str = "answer_slot"
+    prefix_len: int = 0
+    mixer_norm: str = "feature"
 
     def __post_init__(self):
         self.validate()
@@ -52,8 +62,13 @@ class ModelConfig:
         return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
 
     @property
+    def mixer_positions(self) -> int:
+        """Positions the recursive net sees: the constant prefix, then the input."""
+        return self.prefix_len + self.max_len
+
+    @property
     def mixer_width(self) -> int:
-        return self.mlp_t_hidden if self.mlp_t_hidden is not None else 4 * self.max_len
+        return self.mlp_t_hidden if self.mlp_t_hidden is not None else 4 * self.mixer_positions
 
     @property
     def tied(self) -> bool:
@@ -74,6 +89,11 @@ class ModelConfig:
             raise bad_value("model.mixer", self.mixer, " | ".join(MIXERS))
         if self.loss not in LOSSES:
             raise bad_value("model.loss", self.loss, " | ".join(LOSSES))
+        if self.format not in FORMATS:
+            raise bad_value("model.format", self.format, " | ".join(FORMATS))
+        if self.mixer_norm not in MIXER_NORMS:
+            raise bad_value("model.mixer_norm", self.mixer_norm, " | ".join(MIXER_NORMS))
+        _check_int("prefix_len", self.prefix_len, 0)
         for name in ("n_layers", "d_model", "n_heads", "max_len", "n_loops", "h_cycles",
                      "l_cycles"):
             _check_int(name, getattr(self, name), 1)
@@ -117,4 +137,4 @@ def _check_float(name: str, value, lo, hi, **kw) -> None:
     check_range(f"model.{name}", float(value), lo, hi, **kw)
 
 
-__all__ = ["ModelConfig", "FAMILIES", "MIXERS", "LOSSES", "GroklabError"]
+__all__ = ["ModelConfig", "FAMILIES", "MIXERS", "LOSSES", "FORMATS", "MIXER_NORMS", "GroklabError"]

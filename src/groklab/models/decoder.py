@@ -27,6 +27,12 @@ class FinalNorm(nn.LayerNorm):
 class Decoder(GrokModel):
     """Standard decoder-only transformer with hook points on every residual state."""
 
+    hf_exportable = True
+    # a causal model's state at r1 of ``h r1 r2`` is its state for the atomic query ``h r1``,
+    # trained to answer b: b there is hop-1 recall, so groklab's rule looks at r2 only
+    bridge_positions = ("r2",)
+    answer_fast_path = True   # answer_forward may compute the last block at one position
+
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__(cfg, vocab_size)
         self.wte = nn.Embedding(vocab_size, cfg.d_model)
@@ -64,7 +70,7 @@ class Decoder(GrokModel):
         """Logits at the answer positions only. The last block runs its query, MLP, final norm
         and unembedding at the answer position alone (causal attention: nothing later is needed);
         with hooks attached, or for the looped family, the full forward is used instead."""
-        if self.cfg.family != "decoder" or self.hooks_attached():
+        if not self.answer_fast_path or self.hooks_attached():
             return super().answer_forward(input_ids, answer_pos)
         self._check_input(input_ids)
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)

@@ -18,6 +18,12 @@ from groklab.models.decoder import Decoder
 class Looped(Decoder):
     """Decoder whose block stack is re-applied ``n_loops`` times."""
 
+    answer_fast_path = False
+
+    @classmethod
+    def applications(cls, cfg) -> tuple[int, int]:
+        return cfg.n_loops, cfg.n_loops
+
     @property
     def n_residual_layers(self) -> int:
         return self.cfg.n_layers * self.cfg.n_loops

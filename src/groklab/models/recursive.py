@@ -3,16 +3,25 @@
 One small net (``n_layers`` post-norm blocks) is applied over and over to a latent ``z`` and an
 answer state ``y``, both starting from fixed random vectors (buffers, not trained)::
 
+    x = [prefix; embed(input)]             # prefix: prefix_len learned constant slots
+    z, y = z_init, y_init                  # y: hook_init (the first lens stage)
     for c in range(h_cycles):              # all but the last cycle under torch.no_grad
         for j in range(l_cycles):
-            z = net(z + y + x)             # hook cycles.{c}.z.{j}.hook_resid_post
-        y = net(y + z)                     # hook cycles.{c}.y.hook_resid_post
-    logits = head(rms_norm(y))
+            z = net(z + y + x)             # latent update: hook cycles.{c}.z.{j}.hook_resid_post
+        y = net(y + z)                     # answer commit: hook cycles.{c}.y.hook_resid_post
+    logits = head(rms_norm(y))[prefix_len:]
 
-Non-causal. ``mixer="mlp_t"`` mixes tokens with a SwiGLU across the sequence axis and uses no
-positional encoding (the mixer is position-aware); ``mixer="attn"`` uses bidirectional attention
-plus learned absolute position embeddings (TRM's learned-position option, no RoPE).
-The input carries ``<mask>`` at the answer slot (``answer_slot=True``).
+In TRM's own notation this is ``z_L <- net(z_L, z_H + x)`` L times, then ``z_H <- net(z_H, z_L)``,
+the net adding its second argument before its blocks (study.md section 9).
+
+Non-causal. ``mixer="mlp_t"`` mixes tokens with a SwiGLU across the sequence axis (prefix
+included) and uses no positional encoding (the mixer is position-aware); ``mixer="attn"`` uses
+bidirectional attention plus learned absolute position embeddings (TRM's learned-position
+option, no RoPE). ``format`` picks the input layout (models/layout.py): ``<mask>`` at the answer
+slot with an answer-only loss, or the study's format with every position in the loss.
+
+Every hook point sees the input positions only (B, T, d), never the prefix slots, so lens and
+tracing index positions the same way for every family.
 """
 
 from __future__ import annotations
@@ -52,6 +61,21 @@ class Recursive(GrokModel):
     """Tiny recursive model: latent ``z``, answer ``y``, one shared net."""
 
     answer_slot = True
+    causal = False
+    circuit_indicator = True
+
+    @classmethod
+    def applications(cls, cfg) -> tuple[int, int]:
+        # h_cycles x (l_cycles + 1) net applications forward; only the last cycle's backward
+        return cfg.h_cycles * (cfg.l_cycles + 1), cfg.l_cycles + 1
+
+    @classmethod
+    def layout_for(cls, cfg) -> str:
+        return cfg.format
+
+    @classmethod
+    def positions_per_query(cls, cfg, query_len: int = 3) -> int:
+        return super().positions_per_query(cfg, query_len) + cfg.prefix_len
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__(cfg, vocab_size)
@@ -65,6 +89,7 @@ class Recursive(GrokModel):
         self.net = nn.ModuleList(PostNormBlock(cfg) for _ in range(cfg.n_layers))
         self.register_buffer("z_init", _trunc_normal(d))
         self.register_buffer("y_init", _trunc_normal(d))
+        self.hook_init = HookPoint()
         self.cycles = nn.ModuleList(
             nn.ModuleDict({"z": nn.ModuleList(ResidPost() for _ in range(cfg.l_cycles)),
                            "y": ResidPost()})
@@ -76,7 +101,13 @@ class Recursive(GrokModel):
             if emb is not None:  # unit-RMS embeddings after scaling, as in TRM
                 nn.init.trunc_normal_(emb.weight, 0.0, 1 / self.embed_scale,
                                       -2 / self.embed_scale, 2 / self.embed_scale)
+        if cfg.prefix_len:  # TRM's puzzle embedding with one identifier: zeros at init
+            self.prefix = nn.Parameter(torch.zeros(cfg.prefix_len, d))
         self.setup_hooks()
+
+    @property
+    def layout(self) -> str:
+        return self.cfg.format
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = self.hook_embed(self.wte(input_ids) * self.embed_scale)
@@ -107,19 +138,41 @@ class Recursive(GrokModel):
         """The final answer state ``y``: (B, T, d), or (B, d) at positions ``at``."""
         self._check_input(input_ids)
         x = self.embed(input_ids)
+        p = self.cfg.prefix_len
+        if p:
+            prefix = (self.prefix * self.embed_scale).to(x.dtype)
+            x = torch.cat([prefix.expand(x.shape[0], -1, -1), x], dim=1)
+            at = at + p if at is not None else None
         z = self.z_init.to(x.dtype).expand_as(x)
-        y = self.y_init.to(x.dtype).expand_as(x)
+        y = self._hooked(self.hook_init, self.y_init.to(x.dtype).expand_as(x))
         last = self.cfg.h_cycles - 1
         for c, hooks in enumerate(self.cycles):
             with torch.set_grad_enabled(torch.is_grad_enabled() and c == last):
                 for z_hooks in hooks["z"]:
-                    z = z_hooks.hook_resid_post(self.run_net(z + y + x))
-                y = hooks["y"].hook_resid_post(self.run_net(y + z, at if c == last else None))
-        return y
+                    z = self._hooked(z_hooks.hook_resid_post, self.run_net(z + y + x))
+                y_at = at if c == last else None
+                y = self.run_net(y + z, y_at)
+                if y_at is None:
+                    y = self._hooked(hooks["y"].hook_resid_post, y)
+        return y[:, p:] if at is None else y
+
+    def _hooked(self, hook: HookPoint, state: torch.Tensor) -> torch.Tensor:
+        """Run ``hook`` on the input positions of ``state`` (the prefix slots stay as they are)."""
+        p = self.cfg.prefix_len
+        if not p:
+            return hook(state)
+        if not hook._fns:
+            return state
+        return torch.cat([state[:, :p], hook(state[:, p:])], dim=1)
 
     def decode_residual(self, resid: torch.Tensor) -> torch.Tensor:
         x = self.ln_final(resid)
         return F.linear(x, self.wte.weight) if self.lm_head is None else self.lm_head(x)
+
+    def lens_stages(self) -> list[str]:
+        """The study's lens stages: the initial answer state, then every latent update and
+        answer commit (1 + h_cycles * (l_cycles + 1); 15 at H=2, L=6)."""
+        return ["hook_init"] + self.residual_stages()
 
     def residual_stages(self) -> list[str]:
         names = []

@@ -63,106 +63,187 @@ def _persistent(flags: list[bool], k: int) -> bool:
 
 
 # ---------------------------------------------------------------------------- claim 1
+TRANSFER_EQUIV = 0.2  # claim 1 (c): transfer EM differences within +-this count as equivalent
+MIN_CORRECT = 10      # claim 1 (a): fewest correct OOD predictions that can decide it
+
 CLAIM1_RULE = (
-    f"Per model family, compare the grokked model (natural regime) with the fully supervised "
-    f"control (all ID compositions in training) on ID test queries. Eligible only if both "
-    f"reach test_inferred_iid >= {COMPOSES}. Supported if the bootstrap 95% CI of the path "
-    f"similarity lies entirely at or above {SIMILAR}; not supported if it lies entirely below "
-    f"{SIMILAR}; otherwise inconclusive. Across families: supported (not supported) only if "
-    f"every eligible family agrees; no eligible family -> inconclusive.")
+    f"Per model family, the study's comparison: the naturally trained model at the end of its "
+    f"budget (grokked) against the both_full model stopped at training saturation (the first "
+    f"checkpoint with train accuracy >= {FIT}: fully supervised, non-grokked). Eligible only "
+    f"if both compose ID queries (test_inferred_iid >= {COMPOSES}). Three measures, each with "
+    f"a bootstrap 95% CI: (a) among both_full's correct OOD predictions, the fraction with the "
+    f"bridge found by the study's lens rule (any stage, any position); (b) path similarity on "
+    f"ID queries both models answer right (Pearson r of the causal-tracing grids, r1 "
+    f"corrupted); (c) transfer equivalence: natural minus both_full EM on each claim-3 "
+    f"category after both are finetuned on the same new facts. Supported if (a) >= {HIGH} on "
+    f">= {MIN_CORRECT} queries, (b)'s CI lies at or above {SIMILAR}, and every (c) CI lies "
+    f"within +-{TRANSFER_EQUIV}. Not supported if (a)'s CI lies below {LOW} (on >= "
+    f"{MIN_CORRECT} queries), (b)'s CI lies below {SIMILAR}, or some (c) CI lies entirely "
+    f"outside +-{TRANSFER_EQUIV}. Otherwise inconclusive, naming what was missing. Across "
+    f"families: supported (not supported) only if every eligible family agrees. The phi = max "
+    f"control (every ID composition in training) is shown as an extra row, not judged.")
+
+
+def _claim1_family(r: dict) -> tuple[str, list[str]]:
+    """(verdict, what decided or is missing) for one family's claim-1 evidence."""
+    if r.get("error"):
+        return INCONCLUSIVE, [r["error"]]
+    if min(r.get("acc_grokked") or 0, r.get("acc_nongrokked") or 0) < COMPOSES:
+        return INCONCLUSIVE, [f"a model does not compose ID queries (test_inferred_iid "
+                              f"{_f(r.get('acc_grokked'))} / {_f(r.get('acc_nongrokked'))})"]
+    fails, missing = [], []
+    a = r.get("bridge_correct_ood") or {}
+    if (a.get("n") or 0) < MIN_CORRECT:
+        missing.append(f"(a) only {a.get('n') or 0} correct OOD predictions (< {MIN_CORRECT})")
+    elif a["ci"][1] is not None and a["ci"][1] < LOW:
+        fails.append(f"(a) bridge found on {_f(a['value'])} of correct OOD predictions")
+    elif (a.get("value") or 0) < HIGH:
+        missing.append(f"(a) bridge found on {_f(a['value'])} < {HIGH} of correct OOD predictions")
+    b = r.get("path") or {}
+    lo, hi = (b.get("ci") or [None, None])
+    if b.get("value") is None or lo is None:
+        missing.append("(b) no path comparison")
+    elif hi < SIMILAR:
+        fails.append(f"(b) path similarity {_f(b['value'])} [{_f(lo)}, {_f(hi)}] < {SIMILAR}")
+    elif lo < SIMILAR:
+        missing.append(f"(b) path similarity CI [{_f(lo)}, {_f(hi)}] straddles {SIMILAR}")
+    diffs = r.get("transfer_diff") or {}
+    if not diffs:
+        missing.append("(c) no finetuned pair")
+    for cat, d in diffs.items():
+        lo, hi = d.get("ci") or [None, None]
+        if lo is None:
+            missing.append(f"(c) {cat}: no queries")
+        elif lo > TRANSFER_EQUIV or hi < -TRANSFER_EQUIV:
+            fails.append(f"(c) {cat} differs by {_f(d['value'])} [{_f(lo)}, {_f(hi)}]")
+        elif lo < -TRANSFER_EQUIV or hi > TRANSFER_EQUIV:
+            missing.append(f"(c) {cat} difference CI [{_f(lo)}, {_f(hi)}] (n={d.get('n')}) "
+                           f"not within +-{TRANSFER_EQUIV}")
+    if fails:
+        return NOT_SUPPORTED, fails
+    if missing:
+        return INCONCLUSIVE, missing
+    return SUPPORTED, ["(a), (b) and (c) all met"]
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def judge_claim1(rows: list[dict]) -> Verdict:
-    """rows: {family, similarity, ci_low, ci_high, acc_grokked, acc_control}."""
-    per = {}
+    """rows: one per family: {family, acc_grokked, acc_nongrokked, bridge_correct_ood: rate
+    CI, path: {value, ci}, transfer_diff: {category: difference CI}} (analysis/claim1-*.json)."""
+    per, why = {}, {}
     for r in rows:
-        if r.get("similarity") is None or r.get("ci_low") is None or r.get("ci_high") is None:
-            per[r["family"]] = INCONCLUSIVE + " (no path comparison: " + r.get("error", "no CI") + ")"
-        elif min(r["acc_grokked"] or 0, r["acc_control"] or 0) < COMPOSES:
-            per[r["family"]] = INCONCLUSIVE + " (a model does not compose ID queries)"
-        elif r["ci_low"] >= SIMILAR:
-            per[r["family"]] = SUPPORTED
-        elif r["ci_high"] < SIMILAR:
-            per[r["family"]] = NOT_SUPPORTED
-        else:
-            per[r["family"]] = INCONCLUSIVE + " (CI straddles the threshold)"
-    decided = [v for v in per.values() if v in (SUPPORTED, NOT_SUPPORTED)]
-    eligible = [r for r in rows if min(r["acc_grokked"] or 0, r["acc_control"] or 0) >= COMPOSES]
-    if eligible and decided and len(decided) == len(eligible) and len(set(decided)) == 1:
-        verdict = decided[0]
+        per[r["family"]], why[r["family"]] = _claim1_family(r)
+    eligible = [f for f, v in per.items() if not (v == INCONCLUSIVE and why[f]
+                and "does not compose" in why[f][0])]
+    decided = {per[f] for f in eligible if per[f] != INCONCLUSIVE}
+    if eligible and all(per[f] != INCONCLUSIVE for f in eligible) and len(decided) == 1:
+        verdict = decided.pop()
     else:
         verdict = INCONCLUSIVE
-    reason = "; ".join(f"{f}: {v}" for f, v in per.items()) or "no comparison ran"
-    return Verdict("1 same path", verdict, CLAIM1_RULE, reason, {"per_family": per})
+    reason = "; ".join(f"{f}: {v} ({'; '.join(why[f])})" for f, v in per.items()) \
+        or "no comparison ran"
+    return Verdict("1 same path", verdict, CLAIM1_RULE, reason,
+                   {"per_family": per, "why": why})
 
 
 # ---------------------------------------------------------------------------- claim 2
-# Families whose bridge-found rate indicates a circuit. In causal models (decoder, looped) the
-# r1 position is trained on the atomic fact h r1 -> b, so b is decoded there by memorisation
-# alone, and composing decoders do not decode b at r2 either (measured: ~0 at r2 while ID
-# accuracy is high): the lens rate cannot tell circuit from no circuit, so they are shown but
-# not judged.
+# Families whose bridge-found rate indicates a circuit (``GrokModel.circuit_indicator``; the
+# study passes them in, this default serves callers without the model layer). In causal models
+# (decoder, looped) the r1 position is trained on the atomic fact h r1 -> b, so b is decoded
+# there by memorisation alone: the lens rate cannot tell circuit from no circuit, so they are
+# shown but not judged.
 CIRCUIT_FAMILIES = ("recursive",)
 
 CLAIM2_RULE = (
     f"Judged on the parameter-sharing (recursive) runs only, as in the study: in causal "
     f"models the lens finds the bridge at r1 by memorising atomic facts, so their bridge-found "
-    f"rate is no circuit indicator (their rows are shown for information). Per run, on "
-    f"test_inferred_ood: 'accuracy without circuit' when OOD accuracy >= {HIGH} "
-    f"while the bridge-found rate < {LOW}; 'circuit without accuracy' when bridge-found >= "
-    f"{HIGH} while OOD accuracy < {LOW}; a dissociation counts when it holds at the final "
-    f"evaluation or on {PERSIST} consecutive evaluations. 'Accuracy without circuit' also needs "
-    f"the lens to see the bridge at all in that run: a bridge-found rate >= {LOW} on the ID test "
-    f"(queries the model composes) at some evaluation; otherwise the run is 'lens blind' and "
-    f"not counted (a low OOD rate then says nothing about the circuit). Supported if at least one run shows a "
-    f"dissociation; not supported if none does and every regime's run ends with both OOD "
-    f"accuracy and bridge-found >= {HIGH} (accuracy and circuit always together); otherwise "
+    f"rate is no circuit indicator (their rows are shown for information). Measured as the "
+    f"study measured it (study.md section 9), by the logit lens with the study's rule (any "
+    f"stage, any position) on test_inferred_ood: the answer is 'target found' (t decodable "
+    f"somewhere), the circuit is 'bridge found' (b decodable somewhere). Per run: 'accuracy "
+    f"without circuit' when target-found >= {HIGH} while bridge-found < {LOW}; 'circuit "
+    f"without accuracy' when bridge-found >= {HIGH} while target-found < {LOW}; a dissociation "
+    f"counts when it holds at the final evaluation or on {PERSIST} consecutive evaluations. "
+    f"The same test with exact-match OOD accuracy in place of target-found is reported beside "
+    f"it. 'Accuracy without circuit' also needs the lens to see the bridge at all in that run: "
+    f"a bridge-found rate >= {LOW} on the correctly answered ID test queries at some "
+    f"evaluation, above its chance control; otherwise the run is 'lens blind' and not counted. "
+    f"Supported if at least one run shows a dissociation; not supported if none does and every "
+    f"regime's run ends with both target-found and bridge-found >= {HIGH}; otherwise "
     f"inconclusive (too few runs reached either threshold to see them come apart).")
 
 
+def _dissociations(answer: list, bridge: list) -> tuple[bool, bool]:
+    acc_wo = [o is not None and b is not None and o >= HIGH and b < LOW
+              for o, b in zip(answer, bridge)]
+    circ_wo = [o is not None and b is not None and b >= HIGH and o < LOW
+               for o, b in zip(answer, bridge)]
+    return _persistent(acc_wo, PERSIST), _persistent(circ_wo, PERSIST)
+
+
 def timeline(steps: list[int], train: list[float | None], ood: list[float | None],
-             bridge: list[float | None], bridge_id: list[float | None] | None = None) -> dict:
+             bridge: list[float | None], bridge_id: list[float | None] | None = None,
+             target: list[float | None] | None = None,
+             chance_id: list[float | None] | None = None) -> dict:
     """Grokking timeline of one run: first steps past thresholds, final values, flags.
 
-    ``bridge_id``: the bridge-found rate on the ID test, which validates the lens (None: not
-    checked); without a rate >= LOW there, 'accuracy without circuit' becomes 'lens blind'.
+    ``ood``: exact-match OOD accuracy; ``target``: the study's 'target found' rate on the OOD
+    test (None: EM stands in for it); ``bridge``: bridge-found on the OOD test.
+    ``bridge_id`` (and its chance control ``chance_id``): bridge-found on the correctly answered
+    ID test queries, which validates the lens (None: not checked); without a rate >= LOW there
+    above chance, 'accuracy without circuit' becomes 'lens blind'.
     """
-    acc_wo = [o is not None and b is not None and o >= HIGH and b < LOW for o, b in zip(ood, bridge)]
-    circ_wo = [o is not None and b is not None and b >= HIGH and o < LOW for o, b in zip(ood, bridge)]
     last = lambda xs: next((x for x in reversed(xs) if x is not None), None)  # noqa: E731
-    max_id = max((b for b in bridge_id or [] if b is not None), default=None)
-    lens_sees = bridge_id is None or (max_id is not None and max_id >= LOW)
-    acc_without = _persistent(acc_wo, PERSIST)
+    answer = target if target is not None and any(t is not None for t in target) else ood
+    ids = bridge_id or []
+    chance = chance_id or [None] * len(ids)
+    seen = [b for b, c in zip(ids, chance) if b is not None and (c is None or b > c)]
+    max_id = max((b for b in ids if b is not None), default=None)
+    lens_sees = bridge_id is None or (bool(seen) and max(seen) >= LOW)
+    acc_without, circ_without = _dissociations(answer, bridge)
+    acc_without_em, circ_without_em = _dissociations(ood, bridge)
     return {
+        "answer_measure": "target_found" if answer is target else "em",
         "train_fit_step": first_step(steps, train, FIT),
         "bridge_high_step": first_step(steps, bridge, HIGH),
         "ood_half_step": first_step(steps, ood, 0.5),
         "ood_high_step": first_step(steps, ood, HIGH),
+        "target_half_step": first_step(steps, answer, 0.5),
+        "target_high_step": first_step(steps, answer, HIGH),
         "final_step": steps[-1] if steps else None,
         "final_train": last(train),
         "final_ood": last(ood),
         "max_ood": max((o for o in ood if o is not None), default=None),
+        "final_target": last(answer),
+        "max_target": max((o for o in answer if o is not None), default=None),
         "final_bridge": last(bridge),
         "max_bridge": max((b for b in bridge if b is not None), default=None),
         "max_bridge_id": max_id,
         "accuracy_without_circuit": acc_without and lens_sees,
         "lens_blind": acc_without and not lens_sees,
-        "circuit_without_accuracy": _persistent(circ_wo, PERSIST),
+        "circuit_without_accuracy": circ_without,
+        "em_accuracy_without_circuit": acc_without_em and lens_sees,
+        "em_circuit_without_accuracy": circ_without_em,
     }
 
 
-def judge_claim2(timelines: dict[str, dict]) -> Verdict:
-    """timelines: {"family/regime": timeline(...)}; only CIRCUIT_FAMILIES are judged."""
-    timelines = {k: t for k, t in timelines.items() if k.split("/")[0] in CIRCUIT_FAMILIES}
+def judge_claim2(timelines: dict[str, dict],
+                 circuit_families: tuple[str, ...] = CIRCUIT_FAMILIES) -> Verdict:
+    """timelines: {"family/regime": timeline(...)}; only ``circuit_families`` are judged."""
+    timelines = {k: t for k, t in timelines.items() if k.split("/")[0] in circuit_families}
     if not timelines:
         return Verdict("2 fake grokking", INCONCLUSIVE, CLAIM2_RULE,
                        "no recursive (parameter-sharing) runs in this study", {})
     flagged = [k for k, t in timelines.items()
                if t["accuracy_without_circuit"] or t["circuit_without_accuracy"]]
+    answer = lambda t, key: t.get(key.replace("ood", "target"), t[key])  # noqa: E731
     coupled = [k for k, t in timelines.items()
-               if (t["final_ood"] or 0) >= HIGH and (t["final_bridge"] or 0) >= HIGH]
+               if (answer(t, "final_ood") or 0) >= HIGH and (t["final_bridge"] or 0) >= HIGH]
     reached = [k for k, t in timelines.items()
-               if (t["max_ood"] or 0) >= HIGH or (t["max_bridge"] or 0) >= HIGH]
+               if (answer(t, "max_ood") or 0) >= HIGH or (t["max_bridge"] or 0) >= HIGH]
     if flagged:
         verdict = SUPPORTED
         reason = "dissociation in " + ", ".join(
@@ -170,17 +251,21 @@ def judge_claim2(timelines: dict[str, dict]) -> Verdict:
             for k in flagged)
     elif timelines and len(coupled) == len(timelines):
         verdict = NOT_SUPPORTED
-        reason = "every run ends with OOD accuracy and bridge-found both high"
+        reason = "every run ends with the OOD answer (target found) and bridge found both high"
     else:
         verdict = INCONCLUSIVE
-        reason = (f"no dissociation; {len(reached)} of {len(timelines)} runs reached OOD accuracy "
+        reason = (f"no dissociation; {len(reached)} of {len(timelines)} runs reached the OOD answer "
                   f"or bridge-found >= {HIGH}")
         blind = [k for k, t in timelines.items() if t.get("lens_blind")]
         if blind:
             reason += "; lens blind in " + ", ".join(
-                f"{k} (OOD accuracy >= {HIGH} with a low OOD bridge rate, but the lens finds the "
-                f"bridge on at most {timelines[k]['max_bridge_id']:.2f} of ID queries too)"
-                for k in blind)
+                f"{k} (OOD answer >= {HIGH} with a low OOD bridge rate, but the lens finds the "
+                f"bridge on at most {_f(timelines[k]['max_bridge_id'])} of correct ID queries "
+                "too, or no more than chance)" for k in blind)
+    em = [k for k, t in timelines.items()
+          if t.get("em_accuracy_without_circuit") or t.get("em_circuit_without_accuracy")]
+    reason += ("; with exact-match OOD accuracy in place of target-found: dissociation in "
+               + (", ".join(em) if em else "no run"))
     return Verdict("2 fake grokking", verdict, CLAIM2_RULE, reason,
                    {"flagged": flagged, "coupled": coupled, "reached": reached,
                     "lens_blind": [k for k, t in timelines.items() if t.get("lens_blind")]})

@@ -5,7 +5,8 @@ Formula (stated in the report): a training step costs
     FLOPs/step = tokens/step x N x (2 x A_fwd + 4 x A_bwd)
 
 where N is the number of parameters (all of them; the tied unembedding is a real matmul),
-tokens/step = batch size x input length (including the answer slot of the recursive model),
+tokens/step = batch size x positions per query (the recursive model's answer slot, its study
+format's end slot and its constant prefix included),
 A_fwd the number of times the network is applied in the forward pass and A_bwd the number of
 those applications that are back-propagated. For a standard decoder A_fwd = A_bwd = 1, which
 is the usual 6 x N x tokens; a looped model applies its stack n_loops times; the recursive
@@ -21,21 +22,25 @@ FORMULA = ("FLOPs/step = tokens/step x N x (2 x A_fwd + 4 x A_bwd); tokens/step 
            "For a decoder this is the usual 6 x N x tokens.")
 
 
+def _family(model: dict):
+    from groklab.models import ModelConfig
+    from groklab.models.registry import MODEL_CLASSES
+
+    cfg = ModelConfig.from_dict(model)
+    return MODEL_CLASSES[cfg.family], cfg
+
+
 def applications(model: dict) -> tuple[int, int]:
     """(forward, backward) applications of the parameter stack per training step."""
-    family = model.get("family", "decoder")
-    if family == "looped":
-        n = int(model.get("n_loops", 1))
-        return n, n
-    if family == "recursive":
-        per_cycle = int(model.get("l_cycles", 1)) + 1
-        return int(model.get("h_cycles", 1)) * per_cycle, per_cycle
-    return 1, 1
+    cls, cfg = _family(model)
+    return cls.applications(cfg)
 
 
 def input_length(model: dict) -> int:
-    """Tokens per two-hop example as the model sees them (answer slot for recursive)."""
-    return 4 if model.get("family") == "recursive" else 3
+    """Positions per two-hop example as the model processes them (answer slot, the study
+    format's end slot and the recursive model's constant prefix included)."""
+    cls, cfg = _family(model)
+    return cls.positions_per_query(cfg)
 
 
 def flops_per_step(n_params: int, model: dict, batch_size: int) -> float:

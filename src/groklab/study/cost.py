@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from groklab.study.compute import flops_per_step
-from groklab.study.scales import REGIMES, StudyScale
+from groklab.study.scales import REGIMES, SCALES, StudyScale
 
 ANCHOR_HOURS = 50.0          # study.md section 7: TRM pretraining, paper size, H100
 ANCHOR_STEPS = 1_600_000
@@ -58,7 +58,7 @@ def estimate(scale: StudyScale, families: tuple[str, ...], n_params: dict[str, i
              anchor_params: int) -> list[RunCost]:
     """Cost per run kind and family. ``anchor_params``: parameters of the paper TRM."""
     batch = int(scale.train.get("batch_size", 512))
-    anchor_model = dict(family="recursive", h_cycles=2, l_cycles=6)
+    anchor_model = SCALES["paper"].models["recursive"]   # the study's TRM, study.md s. 9
     rate = effective_flops(flops_per_step(anchor_params, anchor_model, 512))
     rows = []
     for fam in families:

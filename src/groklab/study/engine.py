@@ -140,12 +140,22 @@ def vocab_size(data_dir: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------- analysis
-# Where the lens looks for the bridge entity. Causal models (decoder, looped) are trained on
-# atomic facts "h r1 -> b" with the answer read at r1's position, so the top decode at r1 is
-# b for every memorised fact: bridge-found there says nothing about composition. We count the
-# bridge only at r2's position for them (b carried to where the second hop is applied); the
-# recursive model (non-causal, answer slot) is not trained at r1 and may use any position.
-BRIDGE_POSITIONS = {"decoder": ["r2"], "looped": ["r2"], "recursive": "auto"}
+def bridge_positions(family: str):
+    """Where groklab's lens rule counts the bridge for ``family`` (a fact of its model class:
+    r2 for causal models, whose r1 state is hop-1 recall; every position for the recursive)."""
+    from groklab.models.registry import MODEL_CLASSES
+
+    spec = MODEL_CLASSES[family].bridge_positions
+    return spec if isinstance(spec, str) else list(spec)
+
+
+def circuit_families(families) -> tuple[str, ...]:
+    """The families whose bridge-found rate indicates a circuit (claim 2 judges only these)."""
+    from groklab.models.registry import MODEL_CLASSES
+
+    return tuple(f for f in families if MODEL_CLASSES[f].circuit_indicator)
+
+
 CLAIM1_MEASURE = ("Pearson r of the two models' causal-tracing grids (fraction of answers "
                   "restored, r1 corrupted; stages x positions, on queries both answer right)")
 
@@ -154,7 +164,7 @@ def lens_callback(family: str, splits: tuple[str, ...], max_queries: int):
     """Training callback: logit-lens bridge-found rates (``lens/<split>/bridge_found``...)."""
     from groklab.analysis.lens import lens_metrics
 
-    positions = BRIDGE_POSITIONS[family]
+    positions = bridge_positions(family)
 
     def callback(step, model, dataset, row):
         return lens_metrics(model, dataset, list(splits), n=max_queries, seed=0,
@@ -164,13 +174,79 @@ def lens_callback(family: str, splits: tuple[str, ...], max_queries: int):
 
 
 def bridge_key(split: str) -> str:
-    """metrics.jsonl key of the lens callback's bridge-found rate on ``split``."""
+    """metrics.jsonl key of the lens callback's bridge-found rate on ``split`` (groklab rule)."""
     return f"lens/{split}/bridge_found"
 
 
+def study_key(split: str, what: str) -> str:
+    """metrics.jsonl key of a study-rule lens number (``bridge_found``, ``target_found``,
+    ``bridge_found_correct``, ``chance``, ``chance_correct``) on ``split``."""
+    return f"lens/{split}/study_{what}"
+
+
+def saturation_checkpoint(run_dir: str | Path, fit: float) -> int | None:
+    """The first checkpoint at or after the first evaluation with train accuracy >= ``fit``
+    (the study's "stopped at training saturation"); None if the run never fit."""
+    from groklab.train.checkpoints import checkpoint_steps
+
+    fit_step = next((int(r["step"]) for r in metrics(run_dir)
+                     if (r.get("train_acc") or 0) >= fit), None)
+    if fit_step is None:
+        return None
+    return next((s for s in sorted(checkpoint_steps(run_dir)) if s >= fit_step), None)
+
+
+def bridge_on_correct(run_dir: str | Path, step: int | None, split: str, bootstrap: int) -> dict:
+    """Claim 1 (a): the study lens rule on every two-hop query of ``split``; among the queries
+    the model answers correctly, the fraction with the bridge found, with a bootstrap CI, and
+    the chance control's rate on the same queries."""
+    from groklab.analysis.compare import rate_ci
+    from groklab.analysis.lens import lens_ranks, study_rule_summary
+    from groklab.analysis.queries import two_hop_queries
+    from groklab.train import load_model
+
+    model, ds = load_model(run_dir, step=step, ema=True)
+    res = lens_ranks(model, two_hop_queries(ds, split, model.layout))
+    correct = res.correct
+    found = (res.ranks["bridge"][correct] == 1).any(axis=(1, 2))
+    chance = (res.ranks["control"][correct] == 1).any(axis=(1, 2))
+    summary = study_rule_summary(res)
+    return {**rate_ci(found, bootstrap, seed=0), "chance": rate_ci(chance, bootstrap, seed=1),
+            "queries": summary["n"], "accuracy": summary["accuracy"],
+            "target_found": summary["target_found"], "split": split, "step": step,
+            "by_stage": summary["bridge_found_by_stage"]}
+
+
+def accuracy_at(run_dir: str | Path, step: int | None, splits: tuple[str, ...]) -> dict:
+    """Exact-match accuracy of a run's model at checkpoint ``step`` on whole splits."""
+    from groklab.train import evaluate, load_model
+
+    model, ds = load_model(run_dir, step=step, ema=True)
+    return evaluate(model, ds, [s for s in splits if s in ds.split_names])
+
+
+def transfer_difference(run_a: str | Path, run_b: str | Path, splits: tuple[str, ...],
+                        bootstrap: int) -> dict:
+    """Claim 1 (c): per split, EM of A's final model minus B's on the same items, with a paired
+    bootstrap CI (both finetuned runs read the same injected dataset)."""
+    from groklab.analysis.compare import difference_ci
+    from groklab.analysis.transfer import split_correct
+    from groklab.train import load_model
+
+    model_a, ds = load_model(run_a, ema=True)
+    model_b, _ = load_model(run_b, ema=True)
+    out = {}
+    for k, split in enumerate(splits):
+        if split in ds.split_names:
+            out[split] = difference_ci(split_correct(model_a, ds, split),
+                                       split_correct(model_b, ds, split), bootstrap, seed=k)
+    return out
+
+
 def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
-                  device: str = "auto") -> dict:
-    """Claim 1: inference-path similarity of two runs' final models, with a bootstrap CI.
+                  device: str = "auto", step_b: int | None = None) -> dict:
+    """Claim 1: inference-path similarity of two runs' models (A final, B at ``step_b`` or
+    final), with a bootstrap CI.
 
     Returns {similarity, ci_low, ci_high, n, measure, lens_corr, lens_ci, maps, compare};
     similarity None (with ``error``) when no query can be traced (models that do not answer).
@@ -180,7 +256,7 @@ def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
     from groklab.train import load_model
 
     model_a, ds_a = load_model(run_a, ema=True)
-    model_b, ds_b = load_model(run_b, ema=True)
+    model_b, ds_b = load_model(run_b, step=step_b, ema=True)
     out = {"similarity": None, "ci_low": None, "ci_high": None, "n": 0,
            "measure": CLAIM1_MEASURE, "split": split}
     try:
@@ -195,7 +271,7 @@ def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
                lens_corr=lens["bridge_mrr_corr"]["value"], lens_ci=lens["bridge_mrr_corr"]["ci"],
                maps={name: {"values": tr[k]["restored"], "rows": tr[k]["stages"],
                             "cols": tr[k]["positions"]}
-                     for name, k in (("grokked (natural)", "a"), ("fully supervised", "b"))},
+                     for name, k in (("grokked (natural)", "a"), ("non-grokked", "b"))},
                maps_title="fraction of answers restored by patching (r1 corrupted)",
                compare=res)
     return out

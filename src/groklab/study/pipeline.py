@@ -36,9 +36,12 @@ from groklab.study import engine
 from groklab.study.markers import read_marker, write_marker
 from groklab.study.scales import CONTROL, REGIMES, StudyScale
 
-STAGES = ("data", "pretrain", "claim1", "claim2", "claim3", "compute", "report")
+# claim 1 runs after claim 3: its transfer measure compares the natural model's finetune (a
+# claim-3 run) with the finetune of the both_full model stopped at training saturation
+STAGES = ("data", "pretrain", "claim2", "claim3", "claim1", "compute", "report")
 INJECTED = "new_knowledge"
 SCRATCH = "scratch"
+SATURATED = "both_full_saturated"   # claim 1's non-grokked model: both_full at train fit
 HEARTBEAT_S = 30.0
 
 
@@ -191,6 +194,17 @@ class Study:
                                      init_from=init, lens_splits=("new_old", "old_new", "new_new"),
                                      lens_queries=self.scale.lens_queries))
         return specs
+
+    def saturated_finetune_spec(self, family: str, step: int) -> RunSpec:
+        """Finetune of the both_full run from its checkpoint at training saturation."""
+        cfg = engine.run_config(self.scale, family, data_path=self.data_dir(INJECTED),
+                                steps=self.scale.finetune_steps,
+                                eval_every=self.scale.finetune_eval_every,
+                                device=self.device, finetune=True)
+        init = f"{self.run_dir('pretrain', family, 'both_full')}@{step}"
+        return RunSpec("finetune", family, SATURATED, str(self.run_dir("finetune", family, SATURATED)),
+                       cfg, init_from=init, lens_splits=("new_old", "old_new", "new_new"),
+                       lens_queries=self.scale.lens_queries)
 
     # ------------------------------------------------------------------ running
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine
-from groklab.study.claims import timeline
+from groklab.study.claims import FIT, timeline
 from groklab.study.compute import flops_per_step, to_target
 from groklab.study.pipeline import INJECTED, SCRATCH, Study
 from groklab.study.scales import CONTROL, REGIMES
@@ -53,35 +53,84 @@ def stage_pretrain(study: Study) -> dict:
 
 # ---------------------------------------------------------------------------- claim 1
 def stage_claim1(study: Study) -> dict:
+    """The study's claim-1 comparison per family (claims.CLAIM1_RULE): natural (final) against
+    both_full stopped at training saturation, by (a) bridge found on correct OOD predictions,
+    (b) path similarity on ID queries, (c) transfer equivalence; plus the phi = max control."""
+    sat = {fam: engine.saturation_checkpoint(study.run_dir("pretrain", fam, "both_full"), FIT)
+           for fam in study.families}
+    study.train_all([study.saturated_finetune_spec(fam, step)
+                     for fam, step in sat.items() if step is not None])
     out = {}
     for fam in study.families:
-        a = study.run_dir("pretrain", fam, "natural")
-        b = study.run_dir("pretrain", fam, CONTROL)
-        result = engine.compare_paths(a, b, split=IID, n=study.scale.compare_queries,
-                                      bootstrap=study.scale.bootstrap,
-                                      device=study.device)
-        result.update({
-            "family": fam, "grokked_run": str(a.relative_to(study.out)),
-            "control_run": str(b.relative_to(study.out)),
-            "acc_grokked": final(engine.metrics(a), f"acc/{IID}"),
-            "acc_control": final(engine.metrics(b), f"acc/{IID}"),
-        })
+        result = claim1_family(study, fam, sat[fam])
         atomic_write_json(study.analysis_dir / f"claim1-{fam}.json", result)
-        if result["similarity"] is None:
-            study.log(f"  {fam}: no comparison ({result.get('error')})")
+        path = result.get("path") or {}
+        if result.get("error"):
+            study.log(f"  {fam}: {result['error']}")
         else:
-            study.log(f"  {fam}: similarity {result['similarity']:.3f} [{result['ci_low']:.3f}, "
-                      f"{result['ci_high']:.3f}] on {result['n']} queries")
+            a = result["bridge_correct_ood"]
+            study.log(f"  {fam}: both_full@{sat[fam]}: bridge found on {_fmt(a['value'])} of "
+                      f"{a['n']} correct OOD predictions; path similarity "
+                      f"{_fmt(path.get('value'))} [{_fmt(path['ci'][0])}, {_fmt(path['ci'][1])}]")
         out[fam] = str((study.analysis_dir / f"claim1-{fam}.json").relative_to(study.out))
-    return {"outputs": out}
+    return {"outputs": out, "saturation_steps": sat}
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
+    nat = study.run_dir("pretrain", fam, "natural")
+    aug = study.run_dir("pretrain", fam, "both_full")
+    sup = study.run_dir("pretrain", fam, CONTROL)
+    scale = study.scale
+    aug_rows = engine.metrics(aug)
+    result = {"family": fam, "grokked_run": str(nat.relative_to(study.out)),
+              "nongrokked_run": str(aug.relative_to(study.out)), "saturation_step": sat_step,
+              "acc_grokked": final(engine.metrics(nat), f"acc/{IID}"),
+              "train_fit_step": next((int(r["step"]) for r in aug_rows
+                                      if (r.get("train_acc") or 0) >= FIT), None)}
+    control = engine.compare_paths(nat, sup, split=IID, n=scale.compare_queries,
+                                   bootstrap=scale.bootstrap, device=study.device)
+    result["phi_max_control"] = {
+        "run": str(sup.relative_to(study.out)), "acc": final(engine.metrics(sup), f"acc/{IID}"),
+        **{k: control.get(k) for k in ("similarity", "ci_low", "ci_high", "n", "lens_corr",
+                                       "lens_ci", "error")}}
+    if sat_step is None:
+        result["error"] = (f"both_full never reached train accuracy >= {FIT} with a checkpoint "
+                           f"after it (budget {aug_rows[-1]['step'] if aug_rows else 0} steps)")
+        return result
+    acc = engine.accuracy_at(aug, sat_step, (IID, OOD))
+    result["acc_nongrokked"], result["ood_nongrokked"] = acc.get(IID), acc.get(OOD)
+    result["bridge_correct_ood"] = engine.bridge_on_correct(aug, sat_step, OOD, scale.bootstrap)
+    result["bridge_correct_ood_grokked"] = engine.bridge_on_correct(nat, None, OOD, scale.bootstrap)
+    paths = engine.compare_paths(nat, aug, split=IID, n=scale.compare_queries,
+                                 bootstrap=scale.bootstrap, device=study.device, step_b=sat_step)
+    result["path"] = {"value": paths["similarity"], "ci": [paths["ci_low"], paths["ci_high"]],
+                      "n": paths["n"], "measure": paths["measure"], "error": paths.get("error"),
+                      "lens_corr": paths.get("lens_corr"), "lens_ci": paths.get("lens_ci")}
+    for key in ("maps", "maps_title", "measure"):
+        if key in paths:
+            result[key] = paths[key]
+    from groklab.study.pipeline import SATURATED
+
+    result["transfer_diff"] = engine.transfer_difference(
+        study.run_dir("finetune", fam, "natural"), study.run_dir("finetune", fam, SATURATED),
+        TRANSFER, scale.bootstrap)
+    return result
 
 
 # ---------------------------------------------------------------------------- claim 2
 def pretrain_timeline(run_dir: Path) -> dict:
+    """Claim-2 timeline of one run, by the study's lens rule (engine.study_key)."""
     rows = engine.metrics(run_dir)
     steps = [int(r["step"]) for r in rows]
     return timeline(steps, _series(rows, "train_acc"), _series(rows, f"acc/{OOD}"),
-                    _series(rows, engine.bridge_key(OOD)), _series(rows, engine.bridge_key(IID)))
+                    _series(rows, engine.study_key(OOD, "bridge_found")),
+                    _series(rows, engine.study_key(IID, "bridge_found_correct")),
+                    target=_series(rows, engine.study_key(OOD, "target_found")),
+                    chance_id=_series(rows, engine.study_key(IID, "chance_correct")))
 
 
 def stage_claim2(study: Study) -> dict:
@@ -90,7 +139,9 @@ def stage_claim2(study: Study) -> dict:
         for regime in REGIMES:
             tls[f"{fam}/{regime}"] = pretrain_timeline(study.run_dir("pretrain", fam, regime))
     atomic_write_json(study.analysis_dir / "claim2.json",
-                      {"split": OOD, "bridge_key": engine.bridge_key(OOD), "timelines": tls})
+                      {"split": OOD, "bridge_key": engine.study_key(OOD, "bridge_found"),
+                       "target_key": engine.study_key(OOD, "target_found"), "rule": "study",
+                       "timelines": tls})
     flagged = [k for k, t in tls.items() if t["accuracy_without_circuit"] or t["circuit_without_accuracy"]]
     blind = [k for k, t in tls.items() if t["lens_blind"]]
     study.log(f"  dissociations: {', '.join(flagged) or 'none'}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from groklab.models import make_inputs
+from groklab.models.layout import make_inputs, make_labels
 
 
 @dataclass
@@ -17,20 +17,26 @@ class Batchable:
     input_ids: torch.Tensor   # (N, T) int64
     answer_pos: torch.Tensor  # (N,) int64
     target: torch.Tensor      # (N,) int64
+    labels: torch.Tensor | None = None  # (N, T) per-position labels (study layout), else None
 
     def __len__(self) -> int:
         return self.target.shape[0]
 
 
-def to_batchable(split, answer_slot: bool, device: torch.device | str = "cpu") -> Batchable:
-    """Inputs, answer positions and targets of a :class:`groklab.data.Split` on ``device``."""
+def to_batchable(split, layout, device: torch.device | str = "cpu",
+                 labels: bool = False) -> Batchable:
+    """Inputs, answer positions and targets of a :class:`groklab.data.Split` on ``device``;
+    ``labels=True`` adds the per-position labels of layouts that have them (training data)."""
     tokens = torch.as_tensor(split.tokens, dtype=torch.int64)
     length = torch.as_tensor(split.length, dtype=torch.int64)
-    input_ids, answer_pos = make_inputs(tokens, length, answer_slot)
+    input_ids, answer_pos = make_inputs(tokens, length, layout)
+    target = torch.as_tensor(split.target, dtype=torch.int64)
+    per_position = make_labels(tokens, length, target, layout) if labels else None
     return Batchable(
         input_ids=torch.as_tensor(input_ids, dtype=torch.int64).to(device),
         answer_pos=torch.as_tensor(answer_pos, dtype=torch.int64).to(device),
-        target=torch.as_tensor(split.target, dtype=torch.int64).to(device),
+        target=target.to(device),
+        labels=per_position.to(device) if per_position is not None else None,
     )
 
 
@@ -64,5 +70,5 @@ def evaluate(model, dataset, splits=None, batch_size: int = 4096) -> dict[str, f
     """Exact-match accuracy of ``model`` on each split (default: every probe of ``dataset``)."""
     device = next(model.parameters()).device
     names = list(splits) if splits is not None else list(dataset.probe_names)
-    probes = {n: to_batchable(dataset.split(n), model.answer_slot, device) for n in names}
+    probes = {n: to_batchable(dataset.split(n), model.layout, device) for n in names}
     return {n: acc for n, (acc, _) in evaluate_batchables(model, probes, batch_size).items()}

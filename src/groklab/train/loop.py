@@ -255,9 +255,9 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = build_optimizer(self.model, o.betas, o.eps, o.weight_decay)
         self.filter = build_filter(o.grokfast, o.grokfast_alpha, o.grokfast_lamb, o.grokfast_window)
-        answer_slot = self.model.answer_slot
-        self.train_data = to_batchable(dataset.split("train"), answer_slot, device)
-        self.probes = {n: to_batchable(dataset.split(n), answer_slot, device) for n in dataset.probe_names}
+        layout = self.model.layout
+        self.train_data = to_batchable(dataset.split("train"), layout, device, labels=True)
+        self.probes = {n: to_batchable(dataset.split(n), layout, device) for n in dataset.probe_names}
         self.sampler = BatchSampler(len(self.train_data), t.batch_size, t.seed, device)
         self.stop_at = stop_targets(t.stop_at)
         known = ["train_acc", *self.probes]
@@ -322,7 +322,11 @@ class Trainer:
         self.step += 1
         idx = self.sampler.next()
         batch = self.train_data
-        loss = self.forward_loss(batch.input_ids[idx], batch.answer_pos[idx], batch.target[idx])
+        if batch.labels is not None:  # the study format: every labelled position in the loss
+            loss = self.forward_loss(batch.input_ids[idx], batch.answer_pos[idx],
+                                     batch.target[idx], batch.labels[idx])
+        else:
+            loss = self.forward_loss(batch.input_ids[idx], batch.answer_pos[idx], batch.target[idx])
         loss.backward()
         if self.filter is not None:
             self.filter.apply(self.params)
@@ -335,9 +339,12 @@ class Trainer:
         self.loss_sum += loss.detach()
         self.loss_count += 1
 
-    def _forward_loss(self, input_ids, answer_pos, target) -> torch.Tensor:
-        """Loss of one batch: logits at the answer positions only (``answer_forward``)."""
+    def _forward_loss(self, input_ids, answer_pos, target, labels=None) -> torch.Tensor:
+        """Loss of one batch: logits at the answer positions only (``answer_forward``), or,
+        with per-position ``labels``, at every labelled position."""
         with self.autocast():
+            if labels is not None:
+                return self.model.sequence_loss(self.model(input_ids).float(), labels)
             logits = self.model.answer_forward(input_ids, answer_pos)
         return self.model.loss(logits.float(), target)
 

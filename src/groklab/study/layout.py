@@ -1,0 +1,66 @@
+"""The study directory's layout: the one owner of its paths and names.
+
+```
+STUDY/study.json                 scale (resolved), families, device, versions
+STUDY/stages/<stage>.json        finished markers (a stage with a marker is reused)
+STUDY/data/<source>/             one dataset per regime, + supervised (phi=max), + new_knowledge
+STUDY/runs/pretrain/<family>-<source>/   ordinary run directories (train_run)
+STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, -scratch, or
+                                         -both_full_saturated (claim 1's non-grokked model)
+STUDY/analysis/*.json            claim 1-4 evidence
+STUDY/figures/*.png, report.md, report.html, report.json
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STUDY_JSON = "study.json"
+INJECTED = "new_knowledge"            # the new-knowledge dataset (injected into natural)
+SCRATCH = "scratch"                   # finetune source: a model trained from scratch
+SATURATED = "both_full_saturated"     # finetune source: both_full at training saturation
+# stage order: claim 1 runs after claim 3, whose natural finetune its transfer measure reuses
+STAGE_NAMES = ("data", "pretrain", "claim2", "claim3", "claim1", "compute", "report")
+REPORT_FILES = ("report.json", "report.md", "report.html")
+
+
+class StudyLayout:
+    """Paths inside one study directory."""
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+
+    @property
+    def study_json(self) -> Path:
+        return self.out / STUDY_JSON
+
+    @property
+    def data_root(self) -> Path:
+        return self.out / "data"
+
+    def data_dir(self, source: str) -> Path:
+        return self.data_root / source
+
+    def run_dir(self, kind: str, family: str, source: str) -> Path:
+        return self.out / "runs" / kind / f"{family}-{source}"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.out / "analysis"
+
+    def analysis(self, name: str) -> Path:
+        """``analysis/<name>.json`` (e.g. ``claim2``, ``claim1-recursive``)."""
+        return self.analysis_dir / f"{name}.json"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.out / "figures"
+
+    @property
+    def stages_dir(self) -> Path:
+        return self.out / "stages"
+
+    def report(self, suffix: str) -> Path:
+        """``report.<suffix>`` for suffix json, md or html."""
+        return self.out / f"report.{suffix}"
