@@ -170,14 +170,14 @@ class ForecastModel:
         return cls({k: TargetModel.from_json(v, n) for k, v in d["targets"].items()}, d.get("meta", {}))
 
 
-def load_model(path=None) -> ForecastModel:
+def load_model(path=None, field: str = "--model") -> ForecastModel:
     """A model file (default: the shipped one, fitted on the project's own corpus)."""
     path = Path(path) if path else DEFAULT_PATH
     if not path.is_file():
-        raise GroklabError(f"--model={str(path)!r} is invalid (allowed: an existing forecast model "
+        raise GroklabError(f"{field}={str(path)!r} is invalid (allowed: an existing forecast model "
                            "JSON file)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise GroklabError(f"--model={str(path)!r} is invalid (allowed: a JSON file)") from None
+        raise GroklabError(f"{field}={str(path)!r} is invalid (allowed: a JSON file)") from None
     return ForecastModel.from_json(raw, str(path))

@@ -38,7 +38,7 @@ class ForecastStopper:
     def __init__(self, spec: str, budget: int, model_path: str | None = None):
         self.target, self.stop_below = parse_stop_spec(spec)
         self.budget = int(budget)
-        self.model = load_model(model_path or None)
+        self.model = load_model(model_path or None, field="train.forecast_model")
         self.last: dict | None = None   # the latest forecast (for logs and tests)
 
     def __call__(self, rows: list[dict]) -> str | None:

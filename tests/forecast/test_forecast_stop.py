@@ -76,6 +76,14 @@ def test_trainer_takes_a_stopper_hook(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["stopped"] == "custom"
 
 
+def test_missing_forecast_model_is_refused_before_training(tmp_path):
+    cfg = _micro(tmp_path, **{"train.steps": 40, "train.stop_unless_forecast": "test_inferred_iid>=0.9",
+                              "train.forecast_model": str(tmp_path / "none.json")})
+    with pytest.raises(GroklabError, match=r"^train.forecast_model='.*none.json' is invalid"):
+        train_run(cfg, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_forecast_split_is_refused_before_training(tmp_path):
     cfg = _micro(tmp_path, **{"train.steps": 40, "train.stop_unless_forecast": "no_such_split>=0.5"})
     with pytest.raises(GroklabError, match="train.stop_unless_forecast='no_such_split>=0.5' is invalid"):
