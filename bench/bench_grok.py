@@ -46,8 +46,8 @@ except ModuleNotFoundError:  # run from a checkout without installing
 
 from groklab.data import load_dataset, make_dataset
 from groklab.train import load_config, train_run
-from groklab.train import loop as train_loop
-from groklab.train import metrics as mx
+from groklab.train import trainer as train_loop
+from groklab.train import rundir
 
 TARGET = "test_inferred_iid>=0.9"
 # The prototype of study.md section 7 (the tiny preset before issue 7): 2 x 128, 4 heads,
@@ -150,7 +150,7 @@ def eval_share(work: Path, lens: bool) -> dict:
         wall = time.perf_counter() - t0
     finally:
         train_loop.Trainer.evaluate_row = original
-    rows = mx.read_metrics(run / mx.METRICS_NAME)
+    rows = rundir.read_metrics(run)
     if lens and not any(k.startswith("lens/") for k in rows[-1]):
         raise RuntimeError("the lens callback added no columns")
     return {"lens": lens, "eval_every": cfg.train.eval_every, "evals": timed["n"],

@@ -56,7 +56,7 @@ from groklab.data import data_config, load_dataset, make_dataset
 from groklab.models import answer_logits
 from groklab.train import config_from_dict, load_config
 from groklab.train.batching import BatchSampler
-from groklab.train.loop import Trainer
+from groklab.train.trainer import Trainer
 
 GPT2_BPE = 50257
 REFERENCE_TASK_TOKENS = 2206    # the references' added tokens (entities, relations, markers)

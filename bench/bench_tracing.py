@@ -43,7 +43,7 @@ from groklab.analysis.tracing import subset_counterfactuals, trace_grid, trace_g
 from groklab.data import data_config, make_dataset  # noqa: E402
 from groklab.models import ModelConfig, build_model, count_params  # noqa: E402
 
-# The tiny preset's decoder (configs/tiny.yaml) and same-width looped / recursive models.
+# The tiny preset's decoder (src/groklab/configs/tiny.yaml) and same-width looped / recursive models.
 FAMILIES = {
     "decoder": dict(family="decoder", n_layers=2, d_model=128, n_heads=4, max_len=4),
     "looped": dict(family="looped", n_layers=2, n_loops=2, d_model=128, n_heads=4, max_len=4),

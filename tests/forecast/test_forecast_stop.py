@@ -12,10 +12,11 @@ from groklab.forecast import features as fx
 from groklab.forecast.model import ForecastModel, TargetModel
 from groklab.forecast.stop import ForecastStopper, parse_stop_spec
 from groklab.train import load_config, train_run
+from groklab.train.config import CONFIG_DIR
 
 from fckit import ROWS
 
-BASE = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "forecast" / "base.yaml"
+BASE = CONFIG_DIR / "sweeps" / "forecast" / "base.yaml"
 
 
 def _hopeless_model(path: Path) -> Path:

@@ -7,7 +7,6 @@ with CUDA the device-parametrised tests also run there.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from groklab.errors import GroklabError
 from groklab.models import ModelConfig, answer_logits, build_model
 from groklab.train import config_from_dict, train_run
 from groklab.train import checkpoints as ck
-from groklab.train import loop
-from groklab.train.loop import Trainer
+from groklab.train import trainer as loop  # Trainer and COMPILE_BACKEND live in train.trainer
+from groklab.train.trainer import Trainer
 from groklab.train.metrics import read_metrics
 
 from conftest import SPEED_DATA

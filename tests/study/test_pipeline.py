@@ -170,3 +170,28 @@ def test_rerun_reuses_finished_runs_and_resumes_an_interrupted_one(tmp_path, cap
 def test_other_scale_in_same_dir_is_refused(study, capsys):
     assert main(["reproduce", "--scale", "tiny", "--out", str(study)]) == 2
     assert "different configuration" in capsys.readouterr().err
+
+
+def test_parallel_runs_are_isolated_on_the_sweep_pool(tmp_path):
+    """--jobs 2 trains on the sweep's process pool: every run logs to STUDY/logs, and a run
+    that fails (here its config.yaml cannot be read) is reported with its log while the other
+    runs finish."""
+    from groklab.errors import GroklabError
+    from groklab.study.pipeline import Study
+    from groklab.study.scales import get_scale
+
+    out = tmp_path / "study"
+    study = Study(out, get_scale("micro"), ("decoder",), device="cpu", jobs=2, log=lambda msg: None)
+    study.open()
+    victim = out / "runs/pretrain/decoder-natural"
+    victim.mkdir(parents=True)
+    (victim / "config.yaml").write_text("{ not: yaml")
+    with pytest.raises(GroklabError, match=r"training failed: pretrain/decoder-natural \(GroklabError: "
+                                           r"config .*cannot read it as YAML"):
+        study.run(stages=("data", "pretrain"))
+    logs = out / "logs" / "pretrain"
+    assert "Traceback" in (logs / "decoder-natural.log").read_text()
+    assert json.loads((logs / "decoder-natural.json").read_text())["status"] == "failed"
+    for src in (*REGIMES[1:], CONTROL):
+        assert json.loads((logs / f"decoder-{src}.json").read_text())["status"] == "done"
+        assert json.loads((out / "runs/pretrain" / f"decoder-{src}" / "summary.json").read_text())["finished"]

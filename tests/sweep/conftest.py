@@ -1,4 +1,4 @@
-"""The micro sweep (configs/sweeps/micro.yaml), run once per session on the local engine."""
+"""The micro sweep (groklab/configs/sweeps/micro.yaml), run once per session on the local engine."""
 
 import pytest
 from sweepkit import MICRO, interrupt_phi4

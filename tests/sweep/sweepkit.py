@@ -1,11 +1,11 @@
 """Helpers of the sweep tests: the micro sweep file and trial functions (module level, so the
 worker processes of the local engine can import them by name)."""
 
-from pathlib import Path
 
 from groklab.sweep.trial import train_trial
+from groklab.train.config import SWEEP_DIR
 
-MICRO = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "micro.yaml"
+MICRO = SWEEP_DIR / "micro.yaml"
 INTERRUPT_AT = 150
 
 

@@ -92,3 +92,19 @@ def test_diverged_trial_is_failed_and_not_retried(tmp_path, micro_spec):
     assert record["status"] == "failed"
     assert record["error"].startswith("diverged: non-finite training loss (stopped at step 10)")
     assert is_complete(job)      # a re-run does not train it again
+
+
+def test_trial_stopped_on_its_target_is_complete(tmp_path, micro_spec):
+    """A run that reached its train.stop_at targets is finished for the sweep too (one
+    rundir.is_finished decides for train_run, the study and the sweep); it is not re-run."""
+    raw = micro_spec.to_dict()
+    raw["set"] = {**raw["set"], "train.stop_at": ["train_acc>=0"]}  # holds at the first evaluation
+    raw["grid"] = {"data.phi": [2.0]}
+    spec = parse_sweep(raw)
+    job = make_jobs(spec, tmp_path / "s")[0]
+    assert execute_trial(job)["status"] == "done"
+    summary = json.loads((job.run_dir / "summary.json").read_text())
+    assert (summary["stopped"], summary["steps"]) == ("target", 0)      # well short of train.steps
+    assert is_complete(job)
+    again = run_sweep(spec, tmp_path / "s", n_jobs=1, quiet=True)
+    assert (again.skipped, again.ran) == ([job.name], [])

@@ -83,6 +83,16 @@ def test_missing_base_and_bad_yaml(tmp_path):
         load_sweep(bad)
     with pytest.raises(GroklabError, match=r"sweep=.*an existing sweep YAML file"):
         load_sweep(tmp_path / "missing.yaml")
+    with pytest.raises(GroklabError, match=r"sweep='nope' is invalid .*bundled sweep \(exposure, micro, phi\)"):
+        load_sweep("nope")
+
+
+def test_a_bundled_sweep_loads_by_name():
+    """`groklab sweep micro`: the package's sweeps/micro.yaml, also from an installed wheel."""
+    from groklab.train.config import SWEEP_DIR
+
+    by_name = load_sweep("micro")
+    assert by_name.path == SWEEP_DIR / "micro.yaml" and by_name.to_dict() == load_sweep(SWEEP_DIR / "micro.yaml").to_dict()
 
 
 def test_every_trial_config_is_validated_on_load(tmp_path):
@@ -109,8 +119,7 @@ def test_base_path_is_relative_to_the_sweep_file(tmp_path):
 
 
 def test_shipped_sweep_files_load():
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[2] / "configs" / "sweeps"
+    from groklab.train.config import SWEEP_DIR as root
     sizes = {p.stem: len(load_sweep(p).trials()) for p in sorted(root.glob("*.yaml"))}
     assert sizes["micro"] == 4
     assert {"phi", "exposure"} <= set(sizes)

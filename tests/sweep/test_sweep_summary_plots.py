@@ -1,7 +1,6 @@
 """summary.csv rows from trial directories, and the exposure map's aggregation."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -9,8 +8,9 @@ from groklab.data import DataConfig, make_dataset
 from groklab.sweep import load_sweep, parse_sweep, plot_sweep, read_summary_csv, summary_rows, write_summary_csv
 from groklab.sweep.plots import BRIDGE_COL, OOD_COL, exposure_cells, plot_exposure_map
 from groklab.sweep.trial import make_jobs
+from groklab.train.config import SWEEP_DIR
 
-EXPOSURE = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "exposure.yaml"
+EXPOSURE = SWEEP_DIR / "exposure.yaml"
 
 
 def test_rows_read_the_trial_dataset_and_pending_trials(tmp_path):

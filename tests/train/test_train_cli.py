@@ -93,7 +93,7 @@ def test_resume_help_lists_every_resumable_field():
     import re
 
     from groklab.commands.train import RESUMABLE_HELP
-    from groklab.train.loop import RESUMABLE_FIELDS
+    from groklab.train.rundir import RESUMABLE_FIELDS
 
     listed = set(re.findall(r"[a-z_]+", RESUMABLE_HELP.split("{", 1)[1]))
     assert listed == set(RESUMABLE_FIELDS)

@@ -86,8 +86,9 @@ def test_config_file_with_base_and_roundtrip(tmp_path):
     assert again.to_dict() == cfg.to_dict()
 
 
-def test_config_dir_is_the_repository_configs():
+def test_config_dir_is_the_packaged_configs():
     assert (CONFIG_DIR / "tiny.yaml").is_file()
+    assert CONFIG_DIR.parent.name == "groklab"   # package data, not a path beside the source tree
 
 
 def test_micro_config_helper_is_valid(micro_data):
@@ -95,3 +96,25 @@ def test_micro_config_helper_is_valid(micro_data):
     assert cfg.data_path == str(micro_data)
     with pytest.raises(GroklabError, match="unknown_section"):
         config_from_dict({**cfg.to_dict(), "unknown_section": {}})
+
+
+def test_validate_never_changes_a_config_and_to_dict_is_canonical():
+    from groklab.train.config import TrainConfig
+
+    t = TrainConfig(checkpoint_every=100, stop_at="test_inferred_iid>=0.90")
+    assert t.validate("train.") is t
+    assert (t.checkpoint_every, t.stop_at) == (100, "test_inferred_iid>=0.90")   # as given
+    d = t.to_dict()
+    assert (d["checkpoint_every"], d["stop_at"]) == ([[None, 100]], ["test_inferred_iid>=0.9"])
+    cfg = load_config("tiny", ["train.checkpoint_every=100"])
+    assert cfg.train == TrainConfig(**{**cfg.train.to_dict()})          # parsed once, already canonical
+
+
+def test_errors_name_the_path_the_validator_was_given():
+    from groklab.data import DataConfig
+
+    bad = DataConfig(phi=-1.0)
+    with pytest.raises(GroklabError, match=r"^phi=-1\.0 is invalid"):
+        bad.validate()
+    with pytest.raises(GroklabError, match=r"^data\.phi=-1\.0 is invalid"):
+        bad.validate("data.")

@@ -25,6 +25,7 @@ import numpy as np
 
 from groklab.analysis.queries import Queries
 from groklab.data.flags import HOP1_NEW, HOP1_OOD, HOP2_NEW, HOP2_OOD
+from groklab.data.vocab import entity_offset, relation_offset
 from groklab.errors import bad_value
 
 CORRUPTIONS = ("h", "r1", "r2")
@@ -52,9 +53,12 @@ class KnowledgeGraph:
         self.kind = np.zeros((v, v), dtype=np.int8)
         self.tail[atomic[:, 0], atomic[:, 1]] = atomic[:, 2]
         self.kind[atomic[:, 0], atomic[:, 1]] = atomic[:, 3] & _KIND_BITS
-        vocab = dataset.vocab
-        self.entities = np.array([i for i, s in enumerate(vocab) if s.startswith("<e_")])
-        self.relations = np.array([i for i, s in enumerate(vocab) if s.startswith("<r_")])
+        # the composition vocabulary's layout (data.vocab): specials, entities, relations
+        n_ent, n_rel = int(dataset.config["entities"]), int(dataset.config["relations"])
+        first_rel = relation_offset(n_ent)
+        self.entities = np.arange(entity_offset(), first_rel)
+        self.relations = np.arange(first_rel, first_rel + n_rel)
+        assert len(self.entities) == n_ent
         # (h, r) is an ID fact: defined, neither OOD nor new (Wang's ``h2rt_train``)
         self.id_fact = (self.tail >= 0) & (self.kind == 0)
 

@@ -16,21 +16,15 @@ import torch
 import groklab
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_write_json
-from groklab.train import load_model, load_run
+from groklab.train import load_model, load_run, rundir
 from groklab.train.runs import parse_run_spec  # noqa: F401  (RUN[@STEP], re-exported here)
 
 ANALYSIS_DIR = "analysis"
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise bad_value("device", name, "auto | cpu here (torch sees no CUDA device)")
-    if name not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
-        raise bad_value("device", name, "auto | cpu | cuda | cuda:N")
-    return torch.device(name)
+    """``--device``: ``auto`` -> cuda when available, else cpu (``train.rundir.resolve_device``)."""
+    return rundir.resolve_device(name, field="device")
 
 
 def load_at(run_dir: str | Path, step: int | None = None, device="cpu", ema: bool = True):

@@ -52,6 +52,8 @@ def run_reproduce(args) -> int:
     scale = get_scale(args.scale)
     families = parse_families(args.models)
     check_device(args.device)
+    from groklab.train.loop import resolve_device
+    resolve_device(args.device)  # a missing CUDA is refused before the study directory exists
     jobs = _parse_jobs(args.jobs, args.device)
 
     if scale.gpu_job or scale.name == "small" or args.estimate_only:
@@ -92,10 +94,11 @@ def _parse_jobs(text, device: str) -> int:
 
 
 def _estimate(scale, families):
+    from groklab.data.vocab import composition_vocab
     from groklab.study.cost import estimate
     from groklab.study.engine import n_params
 
-    vocab = 3 + scale.data["entities"] + scale.data["relations"]
+    vocab = len(composition_vocab(scale.data["entities"], scale.data["relations"]))
     params = {f: n_params(scale.models[f], vocab) for f in families}
     anchor = params.get("recursive") or n_params(scale.models["recursive"], vocab)
     data_items = 6 * int(round(scale.data["phi"] * scale.data["entities"]

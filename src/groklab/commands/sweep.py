@@ -60,10 +60,10 @@ def register(subparsers) -> None:
         "code 0 when every trial is done (or stopped by ASHA), 1 when some failed, 2 on bad input.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  groklab sweep configs/sweeps/micro.yaml --out runs/sweep-micro --jobs 2 --plot\n"
-               "  groklab sweep configs/sweeps/phi.yaml --out runs/sweep-phi --engine ray --plot\n"
-               "  groklab sweep configs/sweeps/phi.yaml --out runs/sweep-phi --plot-only")
-    p.add_argument("sweep", metavar="SWEEP.yaml", help="the sweep file (e.g. configs/sweeps/phi.yaml)")
+               "  groklab sweep micro --out runs/sweep-micro --jobs 2 --plot\n"
+               "  groklab sweep phi --out runs/sweep-phi --engine ray --plot\n"
+               "  groklab sweep phi --out runs/sweep-phi --plot-only")
+    p.add_argument("sweep", metavar="SWEEP", help="the sweep file, or a bundled sweep by name (micro, phi, exposure)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="sweep directory (created if missing; an existing one is continued)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from groklab.errors import GroklabError
 
-# what --resume may change: groklab.train.loop.RESUMABLE_FIELDS (not imported here: the CLI stays
+# what --resume may change: groklab.train.rundir.RESUMABLE_FIELDS (not imported here: the CLI stays
 # fast to start without torch; tests/train/test_train_cli.py checks the two agree)
 RESUMABLE_HELP = ("train.{steps, device, threads, eval_batch_size, early_stop_patience, "
                   "early_stop_delta, plots, checkpoint_every, compile, stop_at, stop_unless_forecast, "
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", metavar="NAME",
-                     help="a preset of configs/ (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
+                     help="a bundled preset (e.g. tiny, small, paper, tiny_looped, tiny_recursive)")
     src.add_argument("--config", metavar="FILE", help="a YAML run config (sections data, model, optim, train)")
     p.add_argument("--out", required=True, metavar="RUN", help="the run directory to create (or to resume)")
     p.add_argument("--data", metavar="DIR",
@@ -79,8 +79,7 @@ def _overrides(args) -> list[str]:
 
 def run(args) -> int:
     from groklab.train import load_config, train_run
-    from groklab.train.config import config_from_dict, apply_override
-    from groklab.train.loop import CONFIG_NAME
+    from groklab.train.rundir import CONFIG_NAME
 
     source = args.preset or args.config
     overrides = _overrides(args)
@@ -88,12 +87,8 @@ def run(args) -> int:
         stored = Path(args.out) / CONFIG_NAME
         if source:
             cfg = load_config(source, overrides)
-        elif stored.is_file():
-            import yaml
-            raw = yaml.safe_load(stored.read_text(encoding="utf-8")) or {}
-            for item in overrides:
-                apply_override(raw, item)
-            cfg = config_from_dict(raw)
+        elif stored.is_file():  # the normal config reader: one-line errors for a broken file
+            cfg = load_config(stored, overrides)
         else:
             raise GroklabError(f"out={args.out!r} has no {CONFIG_NAME}: nothing to resume")
     else:
@@ -112,8 +107,6 @@ def run(args) -> int:
                         init_from=args.init_from)
     if args.json:
         print(json.dumps(summary, indent=2))
-    elif not args.quiet:
-        first = summary.get("first_step", {})
-        reached = ", ".join(f"{k} at step {v}" for k, v in first.items() if v is not None) or "no threshold reached"
-        print(f"{args.out}: {summary.get('steps')} steps ({summary.get('stopped')}); {reached}")
+    elif not args.quiet:  # the trainer has logged the summary line; say where it is kept
+        print(f"{args.out}: {summary.get('steps')} steps; summary.json and metrics.jsonl there")
     return 0

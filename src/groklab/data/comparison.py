@@ -17,7 +17,9 @@ from groklab.data import flags as F
 from groklab.data import rng as streams
 from groklab.data.config import DataConfig
 from groklab.data.splits import PROBES, Built, cap_sample, train_count
-from groklab.data.vocab import N_SPECIAL, PAD, comparison_vocab, label_offset, value_offset
+from groklab.data.rows import ATOMIC_LENGTH, N_COLUMNS, TWO_HOP_LENGTH
+from groklab.data.vocab import (PAD, comparison_vocab, entity_offset, label_offset, relation_offset,
+                                value_offset)
 from groklab.errors import bad_value
 
 MAX_TRAIN_ITEMS = 50_000_000
@@ -33,7 +35,7 @@ def _pairs(index: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return a, members[a, i], members[a, j]
 
 
-def build_comparison(cfg: DataConfig) -> Built:
+def build_comparison(cfg: DataConfig, field_path: str = "") -> Built:
     """Generate the comparison dataset of ``cfg`` (validated) in memory."""
     E, A, V, seed = cfg.entities, cfg.relations, cfg.values, cfg.seed
     value = streams.stream(seed, streams.GRAPH).integers(0, V, size=(E, A))
@@ -45,30 +47,30 @@ def build_comparison(cfg: DataConfig) -> Built:
     is_ood = np.zeros((E, A), bool)
     is_ood[ood_members, np.arange(A)[:, None]] = True
 
-    v0 = value_offset(E, A)
+    e0, a0, v0 = entity_offset(), relation_offset(E), value_offset(E, A)
     lt = label_offset(E, A, V)
 
     def atomic_rows(e: np.ndarray, a: np.ndarray) -> np.ndarray:
         n = len(e)
-        return np.stack([e + N_SPECIAL, a + N_SPECIAL + E, np.full(n, PAD), np.full(n, 2),
+        return np.stack([e + e0, a + a0, np.full(n, PAD), np.full(n, ATOMIC_LENGTH),
                          value[e, a] + v0, np.full(n, -1), is_ood[e, a] * F.HOP1_OOD],
-                        axis=1).astype(np.int32).reshape(n, 7)
+                        axis=1).astype(np.int32).reshape(n, N_COLUMNS)
 
     def pair_rows(a: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
         n = len(a)
         label = np.sign(value[e1, a] - value[e2, a]) + 1  # 0 <lt>, 1 <eq>, 2 <gt>
         flags = F.INFERRED + is_ood[e1, a] * F.HOP1_OOD + is_ood[e2, a] * F.HOP2_OOD
-        return np.stack([a + N_SPECIAL + E, e1 + N_SPECIAL, e2 + N_SPECIAL, np.full(n, 3),
-                         label + lt, np.full(n, -1), flags], axis=1).astype(np.int32).reshape(n, 7)
+        return np.stack([a + a0, e1 + e0, e2 + e0, np.full(n, TWO_HOP_LENGTH),
+                         label + lt, np.full(n, -1), flags], axis=1).astype(np.int32).reshape(n, N_COLUMNS)
 
     pool = A * n_id * (n_id - 1)
     ood_pairs = A * n_ood * max(n_ood - 1, 0)
     n_test = int(round(cfg.id_test_ratio * pool))
     id_test = np.sort(streams.stream(seed, streams.ID_TEST).choice(pool, n_test, replace=False))
     n_id_atomic = A * n_id
-    n_train = train_count(cfg.phi, n_id_atomic, pool - n_test)
+    n_train = train_count(cfg.phi, n_id_atomic, pool - n_test, f"{field_path}phi")
     if n_train > MAX_TRAIN_ITEMS:
-        raise bad_value("phi", cfg.phi, f"at most {MAX_TRAIN_ITEMS // max(n_id_atomic, 1)} for this "
+        raise bad_value(f"{field_path}phi", cfg.phi, f"at most {MAX_TRAIN_ITEMS // max(n_id_atomic, 1)} for this "
                         f"size (limit {MAX_TRAIN_ITEMS:,} training comparisons)")
     draw = streams.stream(seed, streams.TRAIN_SAMPLE).choice(pool, min(pool, n_train + n_test),
                                                              replace=False)

@@ -53,58 +53,59 @@ class DataConfig:
     hop2_ratio: float | None = None
     hop2_k: int | None = None
 
-    def validate(self) -> "DataConfig":
-        """Raise GroklabError (field, value, allowed range) on any invalid field; return self."""
+    def validate(self, path: str = "") -> "DataConfig":
+        """Raise GroklabError naming ``path + field``, its value and the allowed range, on the
+        first invalid field; return self (never changed). ``path``: ``"data."`` in a run config."""
         if self.task not in TASKS:
-            raise bad_value("task", self.task, ", ".join(TASKS))
+            raise bad_value(f"{path}task", self.task, ", ".join(TASKS))
         for name, lo in (("entities", 2), ("relations", 1), ("out_degree", 1),
                          ("probe_cap", 1), ("values", 2), ("seed", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise bad_value(name, value, f"an integer >= {lo}")
-            check_range(name, value, lo)
+                raise bad_value(path + name, value, f"an integer >= {lo}")
+            check_range(path + name, value, lo)
         if self.task == "composition":
-            check_range("out_degree", self.out_degree, 1, self.relations)
+            check_range(f"{path}out_degree", self.out_degree, 1, self.relations)
             chains = self.entities * self.out_degree ** 2
             if chains > MAX_CHAINS:
-                raise bad_value("entities", self.entities,
+                raise bad_value(f"{path}entities", self.entities,
                                 f"entities * out_degree**2 <= {MAX_CHAINS:,} (got {chains:,})")
         for name in ("ood_ratio", "id_test_ratio"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad_value(name, value, "a number in [0, 1)")
-            check_range(name, float(value), 0.0, 1.0, hi_open=True)
+                raise bad_value(path + name, value, "a number in [0, 1)")
+            check_range(path + name, float(value), 0.0, 1.0, hi_open=True)
         if self.phi != "max":
             if isinstance(self.phi, bool) or not isinstance(self.phi, (int, float)):
-                raise bad_value("phi", self.phi, "a number >= 0 or 'max'")
-            check_range("phi", float(self.phi), 0.0)
+                raise bad_value(f"{path}phi", self.phi, "a number >= 0 or 'max'")
+            check_range(f"{path}phi", float(self.phi), 0.0)
         if self.regime not in REGIME_NAMES:
-            raise bad_value("regime", self.regime, ", ".join(REGIME_NAMES))
+            raise bad_value(f"{path}regime", self.regime, ", ".join(REGIME_NAMES))
         if self.task == "comparison" and self.regime != "natural":
-            raise bad_value("regime", self.regime, "natural (the only regime of task comparison)")
-        self._check_exposure()
+            raise bad_value(f"{path}regime", self.regime, "natural (the only regime of task comparison)")
+        self._check_exposure(path)
         return self
 
-    def _check_exposure(self) -> None:
+    def _check_exposure(self, path: str) -> None:
         """Exposure fields: unset with a named regime; ratios in [0, 1], k >= 0 with custom."""
         if self.regime != CUSTOM:
             for name in EXPOSURE_FIELDS:
                 if getattr(self, name) is not None:
-                    raise bad_value(name, getattr(self, name), f"unset (null) with regime "
+                    raise bad_value(path + name, getattr(self, name), f"unset (null) with regime "
                                     f"{self.regime}; set regime custom to use it")
             return
         for name in ("hop1_ratio", "hop2_ratio"):
             value = getattr(self, name)
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise bad_value(name, value, "a number in [0, 1]")
-                check_range(name, float(value), 0.0, 1.0)
+                    raise bad_value(path + name, value, "a number in [0, 1]")
+                check_range(path + name, float(value), 0.0, 1.0)
         for name in ("hop1_k", "hop2_k"):
             value = getattr(self, name)
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise bad_value(name, value, "an integer >= 0")
-                check_range(name, value, 0)
+                    raise bad_value(path + name, value, "an integer >= 0")
+                check_range(path + name, value, 0)
 
     def exposure(self) -> tuple[float, int, float, int]:
         """(hop-1 ratio, hop-1 k, hop-2 ratio, hop-2 k): the named regime's, or custom's fields."""
@@ -126,13 +127,14 @@ class DataConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataConfig":
-        """Build from a plain dict (YAML/JSON); unknown keys are an error."""
+    def from_dict(cls, d: dict, path: str = "data.") -> "DataConfig":
+        """Build from a plain dict of typed values (a run config's or a manifest's data
+        section) and validate it; unknown keys are an error. Errors name ``path + field``."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise bad_value("data." + unknown[0], d[unknown[0]], "one of " + ", ".join(sorted(known)))
-        return cls(**d).validate()
+            raise bad_value(path + unknown[0], d[unknown[0]], "one of " + ", ".join(sorted(known)))
+        return cls(**d).validate(path)
 
 
 DATA_PRESETS: dict[str, DataConfig] = {

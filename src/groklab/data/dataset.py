@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from groklab.data.config import DataConfig
+from groklab.data.config import TASKS, DataConfig
+from groklab.data.rows import BRIDGE, COLUMNS, FLAGS, IN0, IN2, LENGTH, TARGET
 from groklab.errors import GroklabError, bad_value
-from groklab.fsutil import atomic_output_dir, sha256_file
+from groklab.fsutil import atomic_output_dir, check_output_dir, sha256_file, sha256_json
 
 FORMAT_VERSION = 1
-COLUMNS = ("in0", "in1", "in2", "length", "target", "bridge", "flags")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_DIGEST = "manifest_sha256"  # sha256_json of the manifest without this key
+_SPLIT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class LegacyManifestWarning(UserWarning):
+    """A dataset whose manifest predates ``manifest_sha256``: its files are verified, the
+    manifest itself cannot be."""
 
 
 @dataclass
@@ -31,8 +42,8 @@ class Split:
     @classmethod
     def from_rows(cls, name: str, rows: np.ndarray) -> "Split":
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(COLUMNS))
-        return cls(name, rows[:, 0:3].copy(), rows[:, 3].copy(), rows[:, 4].copy(),
-                   rows[:, 5].copy(), rows[:, 6].copy())
+        return cls(name, rows[:, IN0:IN2 + 1].copy(), rows[:, LENGTH].copy(),
+                   rows[:, TARGET].copy(), rows[:, BRIDGE].copy(), rows[:, FLAGS].copy())
 
     def rows(self) -> np.ndarray:
         """The (N, 7) int32 array in the on-disk column order."""
@@ -57,7 +68,6 @@ class Dataset:
         self.vocab = vocab
         self._splits: dict[str, Split] = {}
         self._atomic: np.ndarray | None = None
-        self._token_ids: dict[str, int] | None = None
 
     @property
     def vocab_size(self) -> int:
@@ -84,7 +94,8 @@ class Dataset:
         if name not in self._splits:
             if name not in self.manifest["splits"]:
                 raise bad_value("split", name, ", ".join(self.split_names))
-            rows = np.load(self.path / "splits" / f"{name}.npy", allow_pickle=False)
+            rows = _load_array(self.path / "splits" / f"{name}.npy", len(COLUMNS),
+                               self.manifest["counts"][name])
             self._splits[name] = Split.from_rows(name, rows)
         return self._splits[name]
 
@@ -92,15 +103,8 @@ class Dataset:
     def atomic(self) -> np.ndarray:
         """(F, 4) int32 token ids h, r, t and flags of every atomic fact of the graph."""
         if self._atomic is None:
-            self._atomic = np.load(self.path / "atomic.npy", allow_pickle=False)
+            self._atomic = _load_array(self.path / "atomic.npy", 4)
         return self._atomic
-
-    def token_id(self, token: str) -> int:
-        if self._token_ids is None:
-            self._token_ids = {t: i for i, t in enumerate(self.vocab)}
-        if token not in self._token_ids:
-            raise bad_value("token", token, f"a token of {self.path}/vocab.json")
-        return self._token_ids[token]
 
     def decode(self, ids) -> str:
         """Token ids -> text, e.g. ``'<e_3><r_1><r_7>'`` (negative ids skipped)."""
@@ -113,11 +117,7 @@ class Dataset:
 
 def check_output(out: str | os.PathLike, force: bool) -> None:
     """Fail early (before generating anything) if ``out`` would be refused."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise bad_value("out", str(out), "a directory path (this is a file)")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise GroklabError(f"out={str(out)!r} already exists and is not empty (use --force to replace it)")
+    check_output_dir(out, force)
 
 
 def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict, seed: int,
@@ -151,7 +151,8 @@ def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict,
             "columns": list(COLUMNS),
             "files": files,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        manifest[MANIFEST_DIGEST] = sha256_json(manifest)
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return load_dataset(out, verify=False)
 
 
@@ -168,39 +169,125 @@ def _jsonable(obj):
 
 
 def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
-    """Open a dataset directory; with ``verify`` check every file's sha256 against the manifest."""
+    """Open a dataset directory; its manifest's shape is always checked. With ``verify`` the
+    manifest's own digest and every file's sha256 are checked too (docs/guarantees.md)."""
     path = Path(path)
-    manifest_path = path / "manifest.json"
+    manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         raise bad_value("dataset", str(path), "a dataset directory with manifest.json "
                         "(made by `groklab data make`)")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise GroklabError(f"{manifest_path}: not valid JSON ({exc})") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise bad_value(f"{manifest_path}: format_version", version, str(FORMAT_VERSION))
+    _check_manifest(manifest, manifest_path)
     if verify:
+        digest = manifest.get(MANIFEST_DIGEST)
+        if digest is None:  # written before manifests carried their digest: still readable
+            warnings.warn(f"dataset {path}: manifest.json has no manifest_sha256 (made before "
+                          "manifests were checksummed), so its counts, config and split list are "
+                          "not verified; make the dataset again to seal it", LegacyManifestWarning,
+                          stacklevel=2)
+        elif digest != sha256_json({k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}):
+            raise GroklabError(f"dataset {path}: manifest.json does not match its manifest_sha256 "
+                               "(edited or corrupted)")
         for rel, digest in manifest["files"].items():
             file = path / rel
-            if not file.is_file():
-                raise GroklabError(f"dataset {path}: file {rel} is missing")
+            if file.is_symlink() or not file.is_file():
+                raise GroklabError(f"dataset {path}: file {rel} is missing (or not a regular file)")
             if sha256_file(file) != digest:
                 raise GroklabError(f"dataset {path}: file {rel} does not match its sha256 in "
                                    "manifest.json (corrupted or edited)")
-    vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+        _load_array(path / "atomic.npy", 4, mmap=True)  # headers only: dtype and shape
+        for name in manifest["splits"]:
+            _load_array(path / "splits" / f"{name}.npy", len(COLUMNS), manifest["counts"][name],
+                        mmap=True)
+    try:
+        vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise GroklabError(f"dataset {path}: vocab.json is unreadable ({exc})") from None
+    if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+        raise GroklabError(f"dataset {path}: vocab.json is not a list of token strings")
     return Dataset(path, manifest, vocab)
 
 
-def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False) -> Dataset:
-    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it."""
+def _check_manifest(manifest, where: Path) -> None:
+    """The manifest's shape: the keys and types readers rely on; file paths inside the
+    dataset; split names that are plain names. GroklabError naming what is wrong."""
+    if not isinstance(manifest, dict):
+        raise GroklabError(f"{where}: not a dataset manifest (allowed: a JSON object with "
+                           f"format_version, splits, counts, files; got a {type(manifest).__name__})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise bad_value(f"{where}: format_version", version, str(FORMAT_VERSION))
+    for key, kind in (("task", str), ("splits", list), ("counts", dict), ("files", dict),
+                      ("config", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise GroklabError(f"{where}: {key} is missing or not a JSON {kind.__name__}")
+    if manifest["task"] not in TASKS:
+        raise bad_value(f"{where}: task", manifest["task"], ", ".join(TASKS))
+    files = manifest["files"]
+    for rel, digest in files.items():
+        parts = PurePosixPath(rel).parts
+        if (rel.startswith("/") or "\\" in rel or ".." in parts or not parts
+                or rel != str(PurePosixPath(rel))):
+            raise GroklabError(f"{where}: files entry {rel!r} is invalid (allowed: a relative path "
+                               "inside the dataset, without '..')")
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise GroklabError(f"{where}: files[{rel!r}] is not a sha256 hex digest")
+    splits = manifest["splits"]
+    if not splits or splits[0] != "train" or len(set(map(str, splits))) != len(splits):
+        raise GroklabError(f"{where}: splits must list distinct names starting with 'train'")
+    for name in splits:
+        if not isinstance(name, str) or not _SPLIT_NAME.fullmatch(name):
+            raise GroklabError(f"{where}: split name {name!r} is invalid (allowed: lowercase "
+                               "letters, digits and _)")
+        count = manifest["counts"].get(name)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise GroklabError(f"{where}: counts[{name!r}]={count!r} is invalid (allowed: an "
+                               "integer >= 0)")
+    for rel in ("vocab.json", "atomic.npy", *(f"splits/{n}.npy" for n in splits)):
+        if rel not in files:
+            raise GroklabError(f"{where}: files has no entry for {rel} (every split needs its "
+                               "array and checksum)")
+
+
+def _load_array(path: Path, width: int, count: int | None = None, mmap: bool = False) -> np.ndarray:
+    """An (N, width) int32 array from ``path``; GroklabError if unreadable or of another shape.
+    ``mmap``: map it instead of reading it (checks the header only)."""
+    try:
+        rows = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (OSError, ValueError, EOFError) as exc:
+        raise GroklabError(f"{path}: not a readable .npy array ({exc})") from None
+    if rows.dtype != np.int32 or rows.ndim != 2 or rows.shape[1] != width or (
+            count is not None and len(rows) != count):
+        expect = f"({count if count is not None else 'N'}, {width}) int32"
+        raise GroklabError(f"{path}: array of shape {rows.shape} {rows.dtype} is invalid "
+                           f"(allowed: {expect})")
+    return rows
+
+
+def check_generation_memory(cfg: DataConfig) -> None:
+    """Refuse (one line, before allocating) a dataset whose generation would not fit in memory."""
+    from groklab.resources import check_memory, data_bytes
+
+    check_memory(f"data size entities={cfg.entities}, relations={cfg.relations}, out_degree="
+                 f"{cfg.out_degree}, phi={cfg.phi}", data_bytes(cfg),
+                 f"generating this {cfg.task} dataset")
+
+
+def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False,
+                 field_path: str = "") -> Dataset:
+    """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it. A bad config
+    is an error naming ``field_path + field`` (``"data."`` when it is a run config's)."""
     from groklab.data.comparison import build_comparison
     from groklab.data.splits import build_composition
 
-    cfg.validate()
+    cfg.validate(field_path)
     check_output(out, force)
-    built = build_composition(cfg) if cfg.task == "composition" else build_comparison(cfg)
+    check_generation_memory(cfg)
+    build = build_composition if cfg.task == "composition" else build_comparison
+    built = build(cfg, field_path)
     return write_dataset(out, task=cfg.task, kind="generated", config=cfg.to_dict(), seed=cfg.seed,
                          vocab=built.vocab, atomic=built.atomic, splits=built.splits,
                          stats=built.stats, force=force)

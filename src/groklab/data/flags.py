@@ -6,8 +6,6 @@ item, the HOP1_* bits describe the fact itself.
 
 from __future__ import annotations
 
-import numpy as np
-
 HOP1_OOD = 1
 HOP2_OOD = 2
 HOP1_NEW = 4
@@ -30,7 +28,3 @@ def describe(flags: int) -> str:
     names = [name for name, bit in NAMES.items() if int(flags) & bit]
     return "|".join(names) or "-"
 
-
-def has(flags: np.ndarray, bit: int) -> np.ndarray:
-    """Boolean mask of the items whose flags contain ``bit``."""
-    return (np.asarray(flags) & bit) != 0

@@ -25,9 +25,11 @@ from groklab.data import flags as F
 from groklab.data.dataset import COLUMNS, Dataset, check_output, load_dataset, write_dataset
 from groklab.data.injection import INJECT_PROBES
 from groklab.data.splits import PROBES
-from groklab.data.vocab import N_SPECIAL, PAD, composition_vocab
+from groklab.data.rows import ATOMIC_LENGTH, FLAGS, TWO_HOP_LENGTH
+from groklab.data.vocab import PAD, composition_vocab, entity_offset, relation_offset
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_output_dir
+from groklab.resources import check_memory, import_bytes
 
 FORMATS = ("reference",)
 _INPUT = re.compile(r"<e_(\d+)><r_(\d+)>(?:<r_(\d+)>)?")
@@ -109,20 +111,24 @@ def _read_items(path: Path) -> list:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise GroklabError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if text.lstrip().startswith("["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            raise _locate_bad_item(text, path) from None
-    items = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+    try:
+        if text.lstrip().startswith("["):
             try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise GroklabError(f"{path} item {len(items)} (line {lineno}): not valid JSON "
-                                   f"({exc.msg})") from None
-    return items
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise _locate_bad_item(text, path) from None
+        items = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise GroklabError(f"{path} item {len(items)} (line {lineno}): not valid JSON "
+                                       f"({exc.msg})") from None
+        return items
+    except RecursionError:
+        raise GroklabError(f"{path}: JSON nested too deeply (allowed: a list of items, each an "
+                           "object of strings)") from None
 
 
 def _numbered(vocab: list, prefix: str, path: Path) -> int:
@@ -183,6 +189,8 @@ def import_reference(src: str | os.PathLike, out: str | os.PathLike, force: bool
     ref_vocab = _read_items(src / "vocab.json")
     E = _numbered(ref_vocab, "e", src / "vocab.json")
     R = _numbered(ref_vocab, "r", src / "vocab.json")
+    check_memory(f"{src / 'vocab.json'}: entities={E}, relations={R}", import_bytes(E, R, 0),
+                 "importing it (entities x relations lookup tables)")
 
     train, _ = _parse(_read_items(src / "train.json"), src / "train.json", E, R, typed=False)
     test, types = _parse(_read_items(src / "test.json"), src / "test.json", E, R, typed=True)
@@ -272,10 +280,11 @@ def import_reference(src: str | os.PathLike, out: str | os.PathLike, force: bool
         augmented = two & (is_ood[h1] | o2) & np.isin(query_key(arr), trained)
         flags = flags + augmented * F.AUGMENTED
         n = len(arr)
-        return np.stack([
-            arr[:, 0] + N_SPECIAL, arr[:, 1] + N_SPECIAL + E,
-            np.where(two, arr[:, 2] + N_SPECIAL + E, PAD), np.where(two, 3, 2),
-            arr[:, 3] + N_SPECIAL, np.where(two, tail[np.maximum(h1, 0)] + N_SPECIAL, -1), flags,
+        e0, r0 = entity_offset(), relation_offset(E)
+        return np.stack([  # arr: the reference format's h, r1, r2 (-1 for a fact), t
+            arr[:, 0] + e0, arr[:, 1] + r0,
+            np.where(two, arr[:, 2] + r0, PAD), np.where(two, TWO_HOP_LENGTH, ATOMIC_LENGTH),
+            arr[:, 3] + e0, np.where(two, tail[np.maximum(h1, 0)] + e0, -1), flags,
         ], axis=1).astype(np.int32).reshape(n, len(COLUMNS))
 
     splits = {"train": rows(train, *hops["train.json"])}
@@ -287,11 +296,11 @@ def import_reference(src: str | os.PathLike, out: str | os.PathLike, force: bool
 
     facts = np.flatnonzero(tail >= 0)
     head, rel = np.divmod(facts, R)
-    atomic = np.stack([head + N_SPECIAL, rel + N_SPECIAL + E, tail[facts] + N_SPECIAL,
+    atomic = np.stack([head + entity_offset(), rel + relation_offset(E), tail[facts] + entity_offset(),
                        is_ood[facts] * F.HOP1_OOD + is_new[facts] * F.HOP1_NEW], axis=1)
     tr = splits["train"]
-    n_inferred = int(np.sum((tr[:, 6] & (F.INFERRED | F.AUGMENTED)) == F.INFERRED))
-    n_augmented = int(np.sum((tr[:, 6] & F.AUGMENTED) != 0))
+    n_inferred = int(np.sum((tr[:, FLAGS] & (F.INFERRED | F.AUGMENTED)) == F.INFERRED))
+    n_augmented = int(np.sum((tr[:, FLAGS] & F.AUGMENTED) != 0))
     n_id = int(len(facts) - is_ood[facts].sum())
     config = {
         "task": "composition", "entities": E, "relations": R,

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from groklab.data import flags as F
-from groklab.data.vocab import N_SPECIAL, PAD
+from groklab.data.rows import ATOMIC_LENGTH, N_COLUMNS, TWO_HOP_LENGTH
+from groklab.data.vocab import PAD, entity_offset, relation_offset
 
-N_COLUMNS = 7
 
 
 @dataclass
@@ -39,8 +39,9 @@ class Graph:
 
     def atomic_array(self) -> np.ndarray:
         """(F, 4) int32 token ids h, r, t and flags: the file ``atomic.npy``."""
-        return np.stack([self.head + N_SPECIAL, self.rel + N_SPECIAL + self.entities,
-                         self.tail + N_SPECIAL, self.atomic_flags(np.arange(self.n_facts))],
+        e0, r0 = entity_offset(), relation_offset(self.entities)
+        return np.stack([self.head + e0, self.rel + r0,
+                         self.tail + e0, self.atomic_flags(np.arange(self.n_facts))],
                         axis=1).astype(np.int32)
 
     def atomic_flags(self, facts: np.ndarray) -> np.ndarray:
@@ -50,12 +51,13 @@ class Graph:
         """Split rows (N, 7) of the atomic items ``h r -> t`` for the given fact indices."""
         facts = np.asarray(facts, dtype=np.int64)
         n = len(facts)
+        e0, r0 = entity_offset(), relation_offset(self.entities)
         return np.stack([
-            self.head[facts] + N_SPECIAL,
-            self.rel[facts] + N_SPECIAL + self.entities,
+            self.head[facts] + e0,
+            self.rel[facts] + r0,
             np.full(n, PAD),
-            np.full(n, 2),
-            self.tail[facts] + N_SPECIAL,
+            np.full(n, ATOMIC_LENGTH),
+            self.tail[facts] + e0,
             np.full(n, -1),
             self.atomic_flags(facts),
         ], axis=1).astype(np.int32).reshape(n, N_COLUMNS)
@@ -68,13 +70,14 @@ class Graph:
         flags = ((F.INFERRED | extra_flags)
                  + self.is_ood[hop1] * F.HOP1_OOD + self.is_ood[hop2] * F.HOP2_OOD
                  + self.is_new[hop1] * F.HOP1_NEW + self.is_new[hop2] * F.HOP2_NEW)
+        e0, r0 = entity_offset(), relation_offset(self.entities)
         return np.stack([
-            self.head[hop1] + N_SPECIAL,
-            self.rel[hop1] + N_SPECIAL + self.entities,
-            self.rel[hop2] + N_SPECIAL + self.entities,
-            np.full(n, 3),
-            self.tail[hop2] + N_SPECIAL,
-            self.tail[hop1] + N_SPECIAL,
+            self.head[hop1] + e0,
+            self.rel[hop1] + r0,
+            self.rel[hop2] + r0,
+            np.full(n, TWO_HOP_LENGTH),
+            self.tail[hop2] + e0,
+            self.tail[hop1] + e0,
             np.broadcast_to(flags, (n,)),
         ], axis=1).astype(np.int32).reshape(n, N_COLUMNS)
 

@@ -21,10 +21,11 @@ import numpy as np
 
 from groklab.data import flags as F
 from groklab.data import rng as streams
-from groklab.data.dataset import Dataset, check_output, load_dataset, write_dataset
+from groklab.data.dataset import MANIFEST_NAME, Dataset, check_output, load_dataset, write_dataset
 from groklab.data.graph import Graph, chains_from
 from groklab.data.splits import cap_sample
-from groklab.data.vocab import N_SPECIAL
+from groklab.data.rows import ATOMIC_LENGTH, BRIDGE, IN0, IN1, IN2, LENGTH, TWO_HOP_LENGTH
+from groklab.data.vocab import entity_offset, relation_offset
 from groklab.errors import bad_value, check_range
 from groklab.fsutil import sha256_file
 
@@ -36,7 +37,8 @@ def graph_of(ds: Dataset) -> Graph:
     """The composition graph stored in ``ds.atomic`` (facts sorted by (h, r))."""
     E, R = int(ds.config["entities"]), int(ds.config["relations"])
     a = ds.atomic.astype(np.int64)
-    head, rel, tail = a[:, 0] - N_SPECIAL, a[:, 1] - N_SPECIAL - E, a[:, 2] - N_SPECIAL
+    e0, r0 = entity_offset(), relation_offset(E)
+    head, rel, tail = a[:, 0] - e0, a[:, 1] - r0, a[:, 2] - e0  # atomic.npy: h, r, t, flags
     order = np.argsort(head * R + rel, kind="stable")
     fl = a[order, 3]
     return Graph(E, R, head[order], rel[order], tail[order],
@@ -77,12 +79,13 @@ def _item_facts(graph: Graph, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Fact indices (hop1, hop2) of split rows; hop2 is -1 for atomic items."""
     E = graph.entities
     table = graph.fact_table()
-    h = rows[:, 0].astype(np.int64) - N_SPECIAL
-    r1 = rows[:, 1].astype(np.int64) - N_SPECIAL - E
-    r2 = rows[:, 2].astype(np.int64) - N_SPECIAL - E
-    b = rows[:, 5].astype(np.int64) - N_SPECIAL
+    e0, r0 = entity_offset(), relation_offset(E)
+    h = rows[:, IN0].astype(np.int64) - e0
+    r1 = rows[:, IN1].astype(np.int64) - r0
+    r2 = rows[:, IN2].astype(np.int64) - r0
+    b = rows[:, BRIDGE].astype(np.int64) - e0
     hop1 = table[h, r1]
-    two = rows[:, 3] == 3
+    two = rows[:, LENGTH] == TWO_HOP_LENGTH
     hop2 = np.full(len(rows), -1, np.int64)
     hop2[two] = table[b[two], r2[two]]
     return hop1, hop2
@@ -140,10 +143,10 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
         "new_old": graph.chain_rows(*chains_from(graph, new_idx, is_old_id)),
         "old_new": graph.chain_rows(*chains_from(graph, old_id, graph.is_new)),
         "new_new": graph.chain_rows(*chains_from(graph, new_idx, graph.is_new)),
-        "replay_atomic": replay_rows[replay_rows[:, 3] == 2],
-        "replay_inferred": replay_rows[replay_rows[:, 3] == 3],
-        "old_atomic": train_rows[not_replayed & (train_rows[:, 3] == 2)],
-        "old_inferred": train_rows[not_replayed & (train_rows[:, 3] == 3)],
+        "replay_atomic": replay_rows[replay_rows[:, LENGTH] == ATOMIC_LENGTH],
+        "replay_inferred": replay_rows[replay_rows[:, LENGTH] == TWO_HOP_LENGTH],
+        "old_atomic": train_rows[not_replayed & (train_rows[:, LENGTH] == ATOMIC_LENGTH)],
+        "old_inferred": train_rows[not_replayed & (train_rows[:, LENGTH] == TWO_HOP_LENGTH)],
     }
     cap = int(source.config.get("probe_cap", 3000))
     splits = {"train": np.concatenate([replay_rows, full["atomic_new"]])}
@@ -166,7 +169,7 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
         "inject": {"new_facts": int(new_facts), "replay": int(replay), "seed": int(seed),
                    "chain_fraction": float(chain_fraction)},
         "source": {"path": str(Path(src).resolve()),
-                   "manifest_sha256": sha256_file(Path(src) / "manifest.json")},
+                   "manifest_sha256": sha256_file(Path(src) / MANIFEST_NAME)},
     }
     return write_dataset(out, task="composition", kind="injected", config=source.config,
                          seed=int(seed), vocab=source.vocab, atomic=graph.atomic_array(),

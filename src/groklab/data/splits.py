@@ -15,6 +15,7 @@ from groklab.data.vocab import composition_vocab
 from groklab.errors import bad_value
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
+TRAINED_PROBES = PROBES[:3]  # samples of the training items themselves (train_acc averages them)
 
 
 @dataclass
@@ -42,20 +43,22 @@ def split_ood(n_facts: int, ood_ratio: float, seed: int) -> np.ndarray:
     return is_ood
 
 
-def train_count(phi: float | str, n_id_atomic: int, available: int) -> int:
-    """round(phi * #ID atomic) train inferred facts; ``max`` takes the whole available pool."""
+def train_count(phi: float | str, n_id_atomic: int, available: int, field: str = "phi") -> int:
+    """round(phi * #ID atomic) train inferred facts; ``max`` takes the whole available pool.
+    A phi above what the pool holds is an error naming ``field``."""
     if phi == "max":
         return available
     n = int(round(float(phi) * n_id_atomic))
     if n > available:
         phi_max = available / max(n_id_atomic, 1)
-        raise bad_value("phi", phi, f"[0, {np.floor(phi_max * 1e4) / 1e4:g}] or 'max': the pool "
+        raise bad_value(field, phi, f"[0, {np.floor(phi_max * 1e4) / 1e4:g}] or 'max': the pool "
                         f"holds {available:,} chains for {n_id_atomic:,} ID atomic facts")
     return n
 
 
-def build_composition(cfg: DataConfig) -> Built:
-    """Generate the composition dataset of ``cfg`` (validated) in memory."""
+def build_composition(cfg: DataConfig, field_path: str = "") -> Built:
+    """Generate the composition dataset of ``cfg`` (validated) in memory; an infeasible phi is
+    an error naming ``field_path + "phi"``."""
     seed = cfg.seed
     graph: Graph = make_graph(cfg.entities, cfg.relations, cfg.out_degree,
                               streams.stream(seed, streams.GRAPH))
@@ -73,7 +76,7 @@ def build_composition(cfg: DataConfig) -> Built:
     held[streams.stream(seed, streams.ID_TEST).choice(len(pool), n_test, replace=False)] = True
     id_test, available = pool[held], pool[~held]
 
-    n_train = train_count(cfg.phi, n_id, len(available))
+    n_train = train_count(cfg.phi, n_id, len(available), f"{field_path}phi")
     order = streams.stream(seed, streams.TRAIN_SAMPLE).permutation(len(available))
     train_inferred = np.sort(available[order[:n_train]])
 

@@ -31,6 +31,7 @@ import torch
 
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_output_dir, atomic_write_json
+from groklab.models.registry import MODEL_CLASSES
 
 LAYER_NORM_EPS = 1e-5        # torch nn.LayerNorm default = GPT-2's layer_norm_epsilon
 ACTIVATION = "gelu_new"      # HF name of GELU with the tanh approximation
@@ -38,8 +39,6 @@ ACTIVATION = "gelu_new"      # HF name of GELU with the tanh approximation
 
 def check_exportable(cfg) -> None:
     """GroklabError unless a model of ``cfg`` (a ModelConfig) maps exactly onto GPT2LMHeadModel."""
-    from groklab.models.registry import MODEL_CLASSES
-
     if not MODEL_CLASSES[cfg.family].hf_exportable:
         raise GroklabError(f"model.family={cfg.family!r} is invalid for --format hf (allowed: "
                            "decoder, looped without step_embedding: GPT-2 has no recursive "
@@ -52,8 +51,6 @@ def check_exportable(cfg) -> None:
 def _stack_applications(cfg) -> int:
     """How often the block stack runs per forward (decoder 1, looped n_loops): GPT-2 gets the
     unrolled layers."""
-    from groklab.models.registry import MODEL_CLASSES
-
     return MODEL_CLASSES[cfg.family].applications(cfg)[0]
 
 

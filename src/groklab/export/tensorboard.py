@@ -27,8 +27,9 @@ def summary_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise GroklabError(f"--tensorboard is invalid here (allowed: without it; the tensorboard "
-                           f"package is not installed: pip install 'groklab[tensorboard]'; {exc})") from None
+        raise GroklabError("TensorBoard output needs the optional tensorboard package, which is not "
+                           "installed here (install it with: pip install 'groklab[tensorboard]', or "
+                           f"`make install-extras` in a checkout; {exc})") from None
     return SummaryWriter
 
 

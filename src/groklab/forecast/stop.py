@@ -18,17 +18,17 @@ STOP_REASON = "forecast"
 MIN_ELAPSED = 0.1  # no decision before 10% of the budget: the model was fitted from there on
 
 
-def parse_stop_spec(text: str) -> tuple[fx.Target, float]:
+def parse_stop_spec(text: str, field: str = FIELD) -> tuple[fx.Target, float]:
     """``"SPLIT>=X"`` or ``"SPLIT>=X@P"`` -> (target, P: stop when the probability is below it)."""
     allowed = "'' (off) or SPLIT>=X[@P], e.g. test_inferred_iid>=0.9@0.05 (P in (0, 0.5], default 0.05)"
     head, sep, p_text = str(text).partition("@")
     try:
-        target = fx.parse_target(head, FIELD)
+        target = fx.parse_target(head, field)
         p = float(p_text) if sep else STOP_BELOW
     except (ValueError, TypeError):
-        raise bad_value(FIELD, text, allowed) from None
+        raise bad_value(field, text, allowed) from None
     if not 0 < p <= 0.5:
-        raise bad_value(FIELD, text, allowed)
+        raise bad_value(field, text, allowed)
     return target, p
 
 

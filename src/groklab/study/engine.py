@@ -1,7 +1,7 @@
 """The study's only contact points with data, train and analysis (one place to read).
 
 Everything here is a thin call into another layer's public API (docs/architecture.md);
-``train_spec`` is also the worker function of ``--jobs N`` (top-level, picklable).
+``train_spec`` is also what each worker of ``--jobs N`` runs (``study.runner.train_job``).
 """
 
 from __future__ import annotations
@@ -9,22 +9,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
+from groklab.analysis.compare import compare_models, difference_ci, rate_ci
+from groklab.analysis.lens import lens_metrics, lens_ranks, study_rule_summary
+from groklab.analysis.queries import two_hop_queries
+from groklab.analysis.transfer import split_correct
+from groklab.data.config import DataConfig
+from groklab.data.dataset import MANIFEST_NAME, load_dataset, make_dataset
+from groklab.data.injection import inject_dataset
+from groklab.errors import GroklabError
+from groklab.models import ModelConfig, build_model, count_params
+from groklab.models.registry import MODEL_CLASSES
 from groklab.study.scales import StudyScale
+from groklab.train import evaluate, load_model, rundir, train_run
+from groklab.train.checkpoints import checkpoint_steps
+from groklab.train.config import config_from_dict
+from groklab.train.rundir import RESUMABLE_FIELDS
 
 
 def torch_version() -> str:
-    import torch
-
     return torch.__version__
 
 
 # ---------------------------------------------------------------------------- data
 def make_data(cfg: dict, out: Path) -> dict:
     """Generate a dataset (reused when a complete one is already there); return its counts."""
-    from groklab.data.config import DataConfig
-    from groklab.data.dataset import load_dataset, make_dataset
-
-    if (Path(out) / "manifest.json").exists():
+    if (Path(out) / MANIFEST_NAME).exists():
         ds = load_dataset(out, verify=True)
     else:
         ds = make_dataset(DataConfig.from_dict(cfg), out)
@@ -32,24 +43,19 @@ def make_data(cfg: dict, out: Path) -> dict:
 
 
 def make_injected(src: Path, out: Path, new_facts: int, replay: int, seed: int) -> dict:
-    from groklab.data.dataset import load_dataset
-    from groklab.data.injection import inject_dataset
-
-    if (Path(out) / "manifest.json").exists():
+    if (Path(out) / MANIFEST_NAME).exists():
         return load_dataset(out, verify=True).manifest
     return inject_dataset(src, out, new_facts=new_facts, replay=replay, seed=seed).manifest
 
 
 def manifest(path: Path) -> dict:
-    return json.loads((Path(path) / "manifest.json").read_text())
+    return json.loads((Path(path) / MANIFEST_NAME).read_text())
 
 
 # ---------------------------------------------------------------------------- train
 def run_config(scale: StudyScale, family: str, *, data_path: Path, steps: int, eval_every: int,
                device: str, finetune: bool = False) -> dict:
     """The RunConfig (as a nested dict) of one study run; validated by the train layer."""
-    from groklab.train.config import config_from_dict
-
     optim = dict(scale.optim[family])
     if finetune:
         optim.update(scale.finetune_optim.get(family, {}))
@@ -66,15 +72,10 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
 
     A finished run made with another configuration is an error, never silently reused.
     """
-    from groklab.errors import GroklabError
-    from groklab.train.config import read_config
-    from groklab.train.metrics import read_summary
-
-    run_dir = Path(run_dir)
-    summary = read_summary(run_dir / "summary.json")
-    if summary is None or not summary.get("finished"):
+    summary = rundir.read_summary(run_dir)
+    if not rundir.is_finished(summary, config_from_dict(config)):
         return None
-    have = read_config(run_dir / "config.yaml").to_dict()
+    have = rundir.read_config(run_dir).to_dict()
     if _comparable(have) != _comparable(config):
         raise GroklabError(f"run {run_dir} was made with a different configuration; "
                            "use a new --out or remove that run directory")
@@ -83,8 +84,6 @@ def finished_summary(run_dir: str, config: dict) -> dict | None:
 
 def _comparable(cfg: dict) -> dict:
     """The parts of a run config that decide its trajectory (data through data_path)."""
-    from groklab.train.loop import RESUMABLE_FIELDS
-
     cfg = json.loads(json.dumps(cfg))
     return {"data_path": str(Path(cfg["data_path"]).resolve()) if cfg.get("data_path") else None,
             "model": cfg["model"], "optim": cfg["optim"],
@@ -92,14 +91,12 @@ def _comparable(cfg: dict) -> dict:
 
 
 def has_checkpoint(run_dir: str) -> bool:
-    from groklab.train.checkpoints import checkpoint_steps
-
     return bool(checkpoint_steps(run_dir))
 
 
 def started(run_dir: str) -> bool:
     """True once train_run has written the run's config.yaml (then it can be resumed)."""
-    return (Path(run_dir) / "config.yaml").is_file()
+    return rundir.is_started(run_dir)
 
 
 def train_spec(spec: dict, quiet: bool = True) -> dict:
@@ -109,11 +106,6 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
     no checkpoint yet it starts over). A finetune run starts from the pretrained run's final
     weights (EMA when kept): ``train_run(init_from=...)``.
     """
-    import torch
-
-    from groklab.train import train_run
-    from groklab.train.config import config_from_dict
-
     torch.set_num_threads(1)
     cfg = config_from_dict(spec["config"])
     callbacks = [lens_callback(spec["family"], tuple(spec["lens_splits"]), spec["lens_queries"])]
@@ -124,14 +116,10 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
 
 
 def metrics(run_dir: str | Path) -> list[dict]:
-    from groklab.train.metrics import read_metrics
-
-    return read_metrics(Path(run_dir) / "metrics.jsonl")
+    return rundir.read_metrics(run_dir)
 
 
 def n_params(model: dict, vocab_size: int) -> int:
-    from groklab.models import ModelConfig, build_model, count_params
-
     return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
 
 
@@ -143,16 +131,12 @@ def vocab_size(data_dir: str | Path) -> int:
 def bridge_positions(family: str):
     """Where groklab's lens rule counts the bridge for ``family`` (a fact of its model class:
     r2 for causal models, whose r1 state is hop-1 recall; every position for the recursive)."""
-    from groklab.models.registry import MODEL_CLASSES
-
     spec = MODEL_CLASSES[family].bridge_positions
     return spec if isinstance(spec, str) else list(spec)
 
 
 def circuit_families(families) -> tuple[str, ...]:
     """The families whose bridge-found rate indicates a circuit (claim 2 judges only these)."""
-    from groklab.models.registry import MODEL_CLASSES
-
     return tuple(f for f in families if MODEL_CLASSES[f].circuit_indicator)
 
 
@@ -162,8 +146,6 @@ CLAIM1_MEASURE = ("Pearson r of the two models' causal-tracing grids (fraction o
 
 def lens_callback(family: str, splits: tuple[str, ...], max_queries: int):
     """Training callback: logit-lens bridge-found rates (``lens/<split>/bridge_found``...)."""
-    from groklab.analysis.lens import lens_metrics
-
     positions = bridge_positions(family)
 
     def callback(step, model, dataset, row):
@@ -187,8 +169,6 @@ def study_key(split: str, what: str) -> str:
 def saturation_checkpoint(run_dir: str | Path, fit: float) -> int | None:
     """The first checkpoint at or after the first evaluation with train accuracy >= ``fit``
     (the study's "stopped at training saturation"); None if the run never fit."""
-    from groklab.train.checkpoints import checkpoint_steps
-
     fit_step = next((int(r["step"]) for r in metrics(run_dir)
                      if (r.get("train_acc") or 0) >= fit), None)
     if fit_step is None:
@@ -200,11 +180,6 @@ def bridge_on_correct(run_dir: str | Path, step: int | None, split: str, bootstr
     """Claim 1 (a): the study lens rule on every two-hop query of ``split``; among the queries
     the model answers correctly, the fraction with the bridge found, with a bootstrap CI, and
     the chance control's rate on the same queries."""
-    from groklab.analysis.compare import rate_ci
-    from groklab.analysis.lens import lens_ranks, study_rule_summary
-    from groklab.analysis.queries import two_hop_queries
-    from groklab.train import load_model
-
     model, ds = load_model(run_dir, step=step, ema=True)
     res = lens_ranks(model, two_hop_queries(ds, split, model.layout))
     correct = res.correct
@@ -219,8 +194,6 @@ def bridge_on_correct(run_dir: str | Path, step: int | None, split: str, bootstr
 
 def accuracy_at(run_dir: str | Path, step: int | None, splits: tuple[str, ...]) -> dict:
     """Exact-match accuracy of a run's model at checkpoint ``step`` on whole splits."""
-    from groklab.train import evaluate, load_model
-
     model, ds = load_model(run_dir, step=step, ema=True)
     return evaluate(model, ds, [s for s in splits if s in ds.split_names])
 
@@ -229,10 +202,6 @@ def transfer_difference(run_a: str | Path, run_b: str | Path, splits: tuple[str,
                         bootstrap: int) -> dict:
     """Claim 1 (c): per split, EM of A's final model minus B's on the same items, with a paired
     bootstrap CI (both finetuned runs read the same injected dataset)."""
-    from groklab.analysis.compare import difference_ci
-    from groklab.analysis.transfer import split_correct
-    from groklab.train import load_model
-
     model_a, ds = load_model(run_a, ema=True)
     model_b, _ = load_model(run_b, ema=True)
     out = {}
@@ -251,10 +220,6 @@ def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
     Returns {similarity, ci_low, ci_high, n, measure, lens_corr, lens_ci, maps, compare};
     similarity None (with ``error``) when no query can be traced (models that do not answer).
     """
-    from groklab.analysis.compare import compare_models
-    from groklab.errors import GroklabError
-    from groklab.train import load_model
-
     model_a, ds_a = load_model(run_a, ema=True)
     model_b, ds_b = load_model(run_b, step=step_b, ema=True)
     out = {"similarity": None, "ci_low": None, "ci_high": None, "n": 0,

@@ -8,6 +8,7 @@ STUDY/runs/pretrain/<family>-<source>/   ordinary run directories (train_run)
 STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, -scratch, or
                                          -both_full_saturated (claim 1's non-grokked model)
 STUDY/analysis/*.json            claim 1-4 evidence
+STUDY/logs/<kind>/<run>.log      output of each run trained by a --jobs N worker
 STUDY/figures/*.png, report.md, report.html, report.json
 ```
 """
@@ -20,8 +21,12 @@ STUDY_JSON = "study.json"
 INJECTED = "new_knowledge"            # the new-knowledge dataset (injected into natural)
 SCRATCH = "scratch"                   # finetune source: a model trained from scratch
 SATURATED = "both_full_saturated"     # finetune source: both_full at training saturation
+GROKKED = "natural"                   # the regime whose model groks (claims 1 and 4)
+AUGMENTED = "both_full"               # fully exposed regime: claim 1's non-grokked model,
+                                      # claim 4's augmented run
 # stage order: claim 1 runs after claim 3, whose natural finetune its transfer measure reuses
 STAGE_NAMES = ("data", "pretrain", "claim2", "claim3", "claim1", "compute", "report")
+LOGS_DIR = "logs"                     # per-run logs of --jobs N workers
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
@@ -56,6 +61,10 @@ class StudyLayout:
     @property
     def figures_dir(self) -> Path:
         return self.out / "figures"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.out / LOGS_DIR
 
     @property
     def stages_dir(self) -> Path:

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from groklab.fsutil import atomic_write_json
+from groklab.study.layout import StudyLayout
 
 
 def marker_path(study_dir: Path, name: str) -> Path:
-    return Path(study_dir) / "stages" / f"{name.replace('/', '__')}.json"
+    return StudyLayout(study_dir).stages_dir / f"{name.replace('/', '__')}.json"
 
 
 def read_marker(study_dir: Path, name: str, key=None) -> dict | None:

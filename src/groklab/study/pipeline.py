@@ -9,10 +9,12 @@ Layout of a study directory::
     STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, or -scratch
     STUDY/analysis/*.json            claim 1-4 evidence
     STUDY/figures/*.png, report.md, report.html, report.json
+    STUDY/logs/<kind>/<family>-<source>.log|.json   a run's output and outcome (--jobs N > 1)
 
 A run counts as finished when its ``summary.json`` says so (and its config matches); an
 unfinished run directory is resumed with ``train_run(resume=True)`` from its latest good
-checkpoint. ``--jobs N`` trains independent runs in N spawned worker processes.
+checkpoint. ``--jobs N`` trains independent runs in N worker processes of the sweep's pool
+(``groklab.study.runner``).
 """
 
 from __future__ import annotations
@@ -20,28 +22,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import signal
 import sys
 import time
-import traceback
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 from groklab import __version__
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
-from groklab.study import engine
+from groklab.study import engine, stages as stage_impl
+from groklab.study.layout import GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES, StudyLayout
 from groklab.study.markers import read_marker, write_marker
+from groklab.study.runner import LOGS_DIR, StudyRunJob, train_job
 from groklab.study.scales import CONTROL, REGIMES, StudyScale
+from groklab.sweep.local import run_local
 
 # claim 1 runs after claim 3: its transfer measure compares the natural model's finetune (a
 # claim-3 run) with the finetune of the both_full model stopped at training saturation
-STAGES = ("data", "pretrain", "claim2", "claim3", "claim1", "compute", "report")
-INJECTED = "new_knowledge"
-SCRATCH = "scratch"
-SATURATED = "both_full_saturated"   # claim 1's non-grokked model: both_full at train fit
+STAGES = STAGE_NAMES
 HEARTBEAT_S = 30.0
 
 
@@ -92,28 +91,13 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _pool_worker(tasks, done) -> None:
-    """Worker process of ``--jobs N``: train run specs from ``tasks`` until a None arrives."""
-    try:
-        while (spec := tasks.get()) is not None:
-            try:
-                engine.train_spec(spec, quiet=True)
-                done.put((spec["run_dir"], 0, ""))
-            except GroklabError as exc:
-                done.put((spec["run_dir"], 2, str(exc)))
-            except Exception as exc:  # noqa: BLE001 - reported by the parent, traceback here
-                traceback.print_exc()
-                done.put((spec["run_dir"], 1, repr(exc)))
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
 class Study:
     """A study directory plus the plan that fills it."""
 
     def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
                  device: str = "auto", jobs: int = 1, log=print):
         self.out = Path(out)
+        self.layout = StudyLayout(out)
         self.scale = scale
         self.families = tuple(families)
         self.device = device
@@ -122,19 +106,19 @@ class Study:
 
     # ------------------------------------------------------------------ paths
     def data_dir(self, name: str) -> Path:
-        return self.out / "data" / name
+        return self.layout.data_dir(name)
 
     def run_dir(self, kind: str, family: str, source: str) -> Path:
-        return self.out / "runs" / kind / f"{family}-{source}"
+        return self.layout.run_dir(kind, family, source)
 
     @property
     def analysis_dir(self) -> Path:
-        return self.out / "analysis"
+        return self.layout.analysis_dir
 
     # ------------------------------------------------------------------ study.json
     def open(self) -> None:
         """Create ``study.json`` or check that an existing study used the same scale."""
-        path = self.out / "study.json"
+        path = self.layout.study_json
         if self.out.exists() and not self.out.is_dir():
             raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a directory; this is a file)")
         if self.out.is_dir() and not path.exists() and any(self.out.iterdir()):
@@ -162,7 +146,7 @@ class Study:
 
     # ------------------------------------------------------------------ plan
     def data_config(self, source: str) -> dict:
-        cfg = dict(self.scale.data, regime="natural" if source == CONTROL else source)
+        cfg = dict(self.scale.data, regime=GROKKED if source == CONTROL else source)
         if source == CONTROL:
             cfg["phi"] = "max"
         return cfg
@@ -218,8 +202,6 @@ class Study:
         return done
 
     def _run_stages(self, stages: tuple[str, ...], done: dict) -> None:
-        from groklab.study import stages as impl
-
         for i, name in enumerate(stages, 1):
             key = {"families": list(self.families)}
             marker = read_marker(self.out, name, key)
@@ -229,7 +211,7 @@ class Study:
                 continue
             self.log(f"[stage {i}/{len(stages)}] {name}: running")
             t0 = time.perf_counter()
-            info = getattr(impl, f"stage_{name}")(self) or {}
+            info = stage_impl.STAGE_TABLE[name](self) or {}
             wall = time.perf_counter() - t0
             done[name] = write_marker(self.out, name, key, wall, **info)
             self.log(f"[stage {i}/{len(stages)}] {name}: done in {wall:.1f} s")
@@ -261,54 +243,28 @@ class Study:
         return results
 
     def _train_parallel(self, todo: list[RunSpec], results: dict, t0: float) -> None:
-        """``jobs`` worker processes (spawned once each, one torch thread) take runs from a queue.
+        """``jobs`` worker processes of the sweep's pool (one run each, one torch thread; logs
+        in STUDY/logs, see study.runner). On Ctrl-C every worker saves a checkpoint of its run
+        and exits, so the next ``reproduce`` resumes each run from it. A failed run is reported
+        at the end; the other runs go on."""
+        by_name = {s.name: s for s in todo}
+        jobs = [StudyRunJob(s.name, asdict(s), str(self.out / LOGS_DIR)) for s in todo]
+        n, failed = len(todo), []
 
-        On Ctrl-C every worker (same process group) saves a checkpoint of its run and exits; we
-        wait for them, so the next ``reproduce`` resumes each run from its checkpoint. A failed
-        run is reported at the end; the other runs go on.
-        """
-        ctx = get_context("spawn")
-        tasks, done_q = ctx.Queue(), ctx.Queue()
-        by_dir = {s.run_dir: s for s in todo}
-        for spec in todo:
-            tasks.put(asdict(spec))
-        workers = [ctx.Process(target=_pool_worker, args=(tasks, done_q), name=f"groklab-job{i}")
-                   for i in range(min(self.jobs, len(todo)))]
-        for _ in workers:
-            tasks.put(None)
-        for w in workers:
-            w.start()
-        n, k, failed = len(todo), 0, []
-        try:
-            while k + len(failed) < n:
-                try:
-                    run_dir, code, message = done_q.get(timeout=HEARTBEAT_S)
-                except queue.Empty:
-                    if not any(w.is_alive() for w in workers):
-                        raise GroklabError("training workers exited unexpectedly; rerun the same "
-                                           "command to resume") from None
-                    self._heartbeat([s for s in todo if s.name not in results], k, n, t0)
-                    continue
-                spec = by_dir[run_dir]
-                summary = engine.finished_summary(spec.run_dir, spec.config) if code == 0 else None
-                if summary is None:
-                    failed.append(f"{spec.name} ({message or f'exit code {code}'})")
-                    continue
-                k += 1
-                results[spec.name] = summary
-                self._report_run(k, n, spec, summary, t0)
-        except BaseException:
-            for w in workers:  # ask each to checkpoint and stop (a Ctrl-C reached them already)
-                if w.is_alive():
-                    with contextlib.suppress(OSError):
-                        os.kill(w.pid, signal.SIGINT)
-            for w in workers:
-                w.join(timeout=120)
-                if w.is_alive():
-                    w.terminate()
-            raise
-        for w in workers:
-            w.join()
+        def on_done(job, record):
+            spec = by_name[job.name]
+            summary = engine.finished_summary(spec.run_dir, spec.config)
+            if summary is None:
+                failed.append(f"{spec.name} ({record.get('error') or 'unfinished'}; log {job.log_path})")
+                return
+            results[spec.name] = summary
+            self._report_run(len(results) - done_before, n, spec, summary, t0)
+
+        done_before = len(results)
+        run_local(jobs, trial_fn=train_job, n_jobs=self.jobs, on_done=on_done,
+                  on_wait=lambda running: self._heartbeat([by_name[j.name] for j in running],
+                                                          len(results) - done_before, n, t0),
+                  wait_s=HEARTBEAT_S)
         if failed:
             raise GroklabError("training failed: " + "; ".join(failed) + "; rerun the same "
                                "command to retry (finished runs are kept)")

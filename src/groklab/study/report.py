@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from groklab.data.dataset import MANIFEST_NAME
+from groklab.data.vocab import composition_vocab
 from groklab.fsutil import atomic_write_json, atomic_write_text
 from groklab.study import claims, document as D, engine, figures, reference
 from groklab.study.compute import FORMULA
+from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, STAGE_NAMES
+from groklab.study.markers import marker_path
 from groklab.study.scales import CONTROL, REGIMES
+from groklab.train.rundir import CONFIG_NAME
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -80,12 +85,10 @@ def collect(study_dir: Path) -> dict:
     comp = _load(study_dir / "analysis" / "compute.json") or {"rows": {}, "target": 0.5}
     data = {}
     for d in sorted((study_dir / "data").iterdir()) if (study_dir / "data").is_dir() else []:
-        if (d / "manifest.json").exists():
+        if (d / MANIFEST_NAME).exists():
             man = engine.manifest(d)
             data[d.name] = {"counts": man.get("counts", {}), "stats": man.get("stats", {})}
-    from groklab.study.pipeline import STAGES
-
-    stages = {name: _load(study_dir / "stages" / f"{name}.json") for name in STAGES}
+    stages = {name: _load(marker_path(study_dir, name)) for name in STAGE_NAMES}
 
     verdicts = [
         claims.judge_claim1(c1),
@@ -101,8 +104,8 @@ def collect(study_dir: Path) -> dict:
 def _claim4_rows(comp: dict, fams: list[str]) -> list[dict]:
     out = []
     for fam in fams:
-        aug = comp["rows"].get(f"{fam}/both_full")
-        nat = comp["rows"].get(f"{fam}/natural")
+        aug = comp["rows"].get(f"{fam}/{AUGMENTED}")
+        nat = comp["rows"].get(f"{fam}/{GROKKED}")
         if aug is None or nat is None:
             continue
         out.append({"family": fam, "aug_steps": aug["steps_to_target"],
@@ -177,15 +180,20 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     _pretraining(doc, ev, figs)
 
     _claim1(doc, ev, figs, verdict["1 same path"])
-
     _claim2(doc, ev, verdict["2 fake grokking"])
+    _claim3(doc, ev, figs, verdict["3 limited transfer"])
+    _claim4(doc, ev, figs, verdict["4 compute"])
+    _paper_cost(doc, fams)
+    _configs(doc, ev)
+    return doc
 
-    # claim 3
-    v = verdict["3 limited transfer"]
+
+def _claim3(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
+    fams = ev["study"]["families"]
     doc.add(D.Heading(1, "Claim 3: new facts transfer as first hop, almost never as second"))
-    inj = ev["data"].get("new_knowledge", {})
+    inj = ev["data"].get(INJECTED, {})
     doc.add(D.Para(
-        f"New-knowledge set (from the natural dataset): "
+        "New-knowledge set (from the natural dataset): "
         + ", ".join(f"{k} {n:,}" for k, n in inj.get("counts", {}).items())
         + ". Finetune train = replay + new atomic facts; no composition with a new fact is "
           "trained. Every pretrained model and a from-scratch control are finetuned on it."))
@@ -212,8 +220,8 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
                     caption="Reference (study)"))
     _verdict(doc, v)
 
-    # claim 4
-    v = verdict["4 compute"]
+
+def _claim4(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
     comp = ev["compute"]
     doc.add(D.Heading(1, "Compute vs data: steps and FLOPs to reach OOD accuracy"),
             D.Para(f"Target: OOD accuracy >= {comp['target']}. {FORMULA}"))
@@ -233,10 +241,6 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     if "compute" in figs:
         doc.add(D.Figure(figs["compute"], "steps to the OOD target per run"))
     _verdict(doc, v)
-
-    _paper_cost(doc, fams)
-    _configs(doc, ev)
-    return doc
 
 
 def fci(block: dict | None) -> str:
@@ -261,7 +265,8 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
         g = c.get("bridge_correct_ood_grokked") or {}
         path = c.get("path") or {}
         rows.append([c["family"], fa(c.get("acc_grokked")),
-                     fs(c.get("saturation_step")) + f" (fit at {fs(c.get('train_fit_step'))})",
+                     "never fit" if c.get("saturation_step") is None else
+                     f"{c['saturation_step']:,} (fit at {fs(c.get('train_fit_step'))})",
                      fa(c.get("acc_nongrokked")), fa(c.get("ood_nongrokked")),
                      fci(a), fci(a.get("chance")), fci(g), fci(g.get("chance")),
                      fci({**path, "n": path.get("n")}),
@@ -293,7 +298,7 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
                                 "composition of the pool in training)"))
     cells = [len(m["values"]) * len(m["values"][0]) for c in ev["claim1"]
              for m in (c.get("maps") or {}).values() if m["values"]]
-    if ev["claim1"]:
+    if cells:
         doc.add(D.Para(
             "Path similarity: " + (ev["claim1"][0].get("measure") or "") + f". The grids have "
             f"{min(cells) if cells else 0}-{max(cells) if cells else 0} cells; any two models that "
@@ -333,16 +338,16 @@ def _claim2(doc: D.Document, ev: dict, v: dict) -> None:
                          fa(t["final_bridge"]), fa(t["max_bridge_id"]), flag, em_flag,
                          f"{ref[0]} / {ref[1]} / {ref[2]} / {ref[3]}",
                          reference.FAKE_GROKKING[regime]])
-        n_ood = ev["data"].get("natural", {}).get("counts", {}).get(OOD)
+        n_ood = ev["data"].get(GROKKED, {}).get("counts", {}).get(OOD)
         doc.add(D.Table(
             ["regime", "train >= .99", "bridge >= .9", "target found >= .9", "OOD EM >= .9",
              "final target found", "final OOD EM", "max OOD EM", "final bridge found",
              "max bridge found, correct ID", "dissociation (study measures)",
              "dissociation (EM)", "reference: train / bridge / OOD answer / end",
              "reference reading"],
-            rows, caption=f"Claim 2 evidence, {fam} (steps; lens rates on up to "
-                          f"{ev['study']['scale'].get('lens_queries')} of the {n_ood} OOD test "
-                          "queries, study rule)"))
+            rows, caption=f"Claim 2 evidence, {fam} (steps; lens rates on "
+                          f"{min(ev['study']['scale'].get('lens_queries') or 0, n_ood or 0)} of "
+                          f"the {n_ood} OOD test queries, study rule)"))
     _verdict(doc, v)
 
 
@@ -352,7 +357,7 @@ def _paper_cost(doc: D.Document, fams: list[str]) -> None:
     from groklab.study.scales import get_scale
 
     paper = get_scale("paper")
-    vocab = 3 + paper.data["entities"] + paper.data["relations"]
+    vocab = len(composition_vocab(paper.data["entities"], paper.data["relations"]))
     wanted = list(dict.fromkeys(list(fams) + ["recursive"]))
     params = {f: engine.n_params(paper.models[f], vocab) for f in wanted}
     rows = estimate(paper, tuple(fams), params, params["recursive"])
@@ -394,7 +399,7 @@ def _setup(doc: D.Document, ev: dict) -> None:
                 f"new-knowledge set: {scale['inject']['new_facts']} new facts, replay budget "
                 f"{scale['inject']['replay']} items",
                 "model families: " + ", ".join(info["families"]),
-                f"pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
+                "pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
                                                     for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
                 f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "
@@ -470,8 +475,8 @@ def write_report(study_dir: str | Path) -> list[Path]:
 
 def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
     for fam in ev["study"]["families"]:
-        for kind, src in (("pretrain", "natural"), ("finetune", "natural")):
-            path = study_dir / "runs" / kind / f"{fam}-{src}" / "config.yaml"
+        for kind, src in (("pretrain", GROKKED), ("finetune", GROKKED)):
+            path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
                 doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
                         D.Code(path.read_text(), "yaml"))

@@ -7,13 +7,18 @@ goes into the stage's finished marker. Numbers they save come from run directori
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine
 from groklab.study.claims import FIT, timeline
 from groklab.study.compute import flops_per_step, to_target
-from groklab.study.pipeline import INJECTED, SCRATCH, Study
+from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES
+from groklab.study.report import write_report
 from groklab.study.scales import CONTROL, REGIMES
+
+if TYPE_CHECKING:  # the pipeline calls the stages; they only use the Study it passes
+    from groklab.study.pipeline import Study
 
 OOD = "test_inferred_ood"
 IID = "test_inferred_iid"
@@ -37,7 +42,7 @@ def stage_data(study: Study) -> dict:
         counts[source] = man["counts"]
         study.log(f"  data/{source}: " + ", ".join(f"{k} {v:,}" for k, v in man["counts"].items()))
     inj = dict(study.scale.inject)
-    man = engine.make_injected(study.data_dir("natural"), study.data_dir(INJECTED),
+    man = engine.make_injected(study.data_dir(GROKKED), study.data_dir(INJECTED),
                                new_facts=inj["new_facts"], replay=inj["replay"],
                                seed=study.scale.data.get("seed", 0))
     counts[INJECTED] = man["counts"]
@@ -56,7 +61,7 @@ def stage_claim1(study: Study) -> dict:
     """The study's claim-1 comparison per family (claims.CLAIM1_RULE): natural (final) against
     both_full stopped at training saturation, by (a) bridge found on correct OOD predictions,
     (b) path similarity on ID queries, (c) transfer equivalence; plus the phi = max control."""
-    sat = {fam: engine.saturation_checkpoint(study.run_dir("pretrain", fam, "both_full"), FIT)
+    sat = {fam: engine.saturation_checkpoint(study.run_dir("pretrain", fam, AUGMENTED), FIT)
            for fam in study.families}
     study.train_all([study.saturated_finetune_spec(fam, step)
                      for fam, step in sat.items() if step is not None])
@@ -81,8 +86,8 @@ def _fmt(x) -> str:
 
 
 def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
-    nat = study.run_dir("pretrain", fam, "natural")
-    aug = study.run_dir("pretrain", fam, "both_full")
+    nat = study.run_dir("pretrain", fam, GROKKED)
+    aug = study.run_dir("pretrain", fam, AUGMENTED)
     sup = study.run_dir("pretrain", fam, CONTROL)
     scale = study.scale
     aug_rows = engine.metrics(aug)
@@ -113,10 +118,8 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
     for key in ("maps", "maps_title", "measure"):
         if key in paths:
             result[key] = paths[key]
-    from groklab.study.pipeline import SATURATED
-
     result["transfer_diff"] = engine.transfer_difference(
-        study.run_dir("finetune", fam, "natural"), study.run_dir("finetune", fam, SATURATED),
+        study.run_dir("finetune", fam, GROKKED), study.run_dir("finetune", fam, SATURATED),
         TRANSFER, scale.bootstrap)
     return result
 
@@ -180,10 +183,10 @@ def stage_claim3(study: Study) -> dict:
 def stage_compute(study: Study) -> dict:
     target = study.scale.ood_target
     rows = {}
-    natural_n = int(engine.manifest(study.data_dir("natural"))["counts"]["train"])
+    natural_n = int(engine.manifest(study.data_dir(GROKKED))["counts"]["train"])
     for fam in study.families:
         model = study.scale.models[fam]
-        n = engine.n_params(model, engine.vocab_size(study.data_dir("natural")))
+        n = engine.n_params(model, engine.vocab_size(study.data_dir(GROKKED)))
         batch = int(study.scale.train["batch_size"])
         per_step = flops_per_step(n, model, batch)
         for source in REGIMES + (CONTROL,):
@@ -211,7 +214,12 @@ def stage_compute(study: Study) -> dict:
 
 # ---------------------------------------------------------------------------- report
 def stage_report(study: Study) -> dict:
-    from groklab.study.report import write_report
-
     paths = write_report(study.out)
     return {"outputs": [str(Path(p).relative_to(study.out)) for p in paths]}
+
+
+# The stage registry: name -> function, in layout.STAGE_NAMES order (the pipeline runs it).
+STAGE_TABLE = {"data": stage_data, "pretrain": stage_pretrain, "claim2": stage_claim2,
+               "claim3": stage_claim3, "claim1": stage_claim1, "compute": stage_compute,
+               "report": stage_report}
+assert tuple(STAGE_TABLE) == STAGE_NAMES

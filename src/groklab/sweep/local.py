@@ -5,10 +5,15 @@ crashes hard (segfault, killed for memory) takes down only itself: it is recorde
 and the sweep goes on; and the caller needs no ``if __name__ == "__main__"`` guard. The
 worker's stdout/stderr go to the trial's log file. Ctrl-C is passed on to the running
 trials, which checkpoint and stop; the next run of the sweep resumes them.
+
+The pool runs any job: a frozen dataclass with ``name``, ``record_path`` and ``log_path``,
+defined at the top level of a module (the worker rebuilds it from its fields), like
+:class:`~groklab.sweep.trial.TrialJob` or the study's runs (``groklab.study.runner``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,10 +37,12 @@ def function_name(fn) -> str:
     return name
 
 
-def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_done=None) -> dict[str, dict]:
+def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_done=None,
+              on_wait=None, wait_s: float = 30.0) -> dict[str, dict]:
     """Run ``jobs`` with at most ``n_jobs`` worker processes; return {name: record}.
 
-    ``on_done(job, record)`` is called in this process after each trial ends.
+    ``on_done(job, record)`` is called in this process after each trial ends, and
+    ``on_wait(running_jobs)`` every ``wait_s`` seconds while trials run (progress lines).
     """
     check_range("--jobs", n_jobs, 1)
     fn_name = function_name(trial_fn)
@@ -49,6 +56,7 @@ def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_do
         if on_done is not None:
             on_done(job, record)
 
+    waited = time.monotonic()
     try:
         while queue or running:
             while queue and len(running) < n_jobs:
@@ -58,7 +66,10 @@ def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_do
             for item in [r for r in running if r[0].poll() is not None]:
                 running.remove(item)
                 finish(*item)
-    except KeyboardInterrupt:
+            if on_wait is not None and running and time.monotonic() - waited >= wait_s:
+                waited = time.monotonic()
+                on_wait([job for _, job in running])
+    except BaseException:  # Ctrl-C, or on_done/on_wait failed: no worker is left running
         for proc, _ in running:  # let each trial checkpoint and stop
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -68,14 +79,16 @@ def run_local(jobs: list[TrialJob], trial_fn=train_trial, n_jobs: int = 1, on_do
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            finish(proc, job)
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                finish(proc, job)
         raise
     return records
 
 
 def _start(job: TrialJob, fn_name: str) -> subprocess.Popen:
     job.log_path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"job": asdict(job), "trial_fn": fn_name, "sys_path": sys.path})
+    payload = json.dumps({"job": asdict(job), "job_type": function_name(type(job)), "trial_fn": fn_name,
+                          "sys_path": sys.path, "parent_pid": os.getpid()})
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(job.log_path, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "groklab.sweep.worker", payload],

@@ -17,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from groklab.fsutil import atomic_write_bytes
+from groklab.sweep.trial import TRIALS_DIR
+from groklab.train import rundir
 
 PLOTS_DIR = "plots"
 ID_ACC, OOD_ACC = "acc/test_inferred_iid", "acc/test_inferred_ood"
@@ -49,7 +51,7 @@ def plot_phi_grok(sweep_dir: str | Path, rows: list[dict]) -> Path:
 
     labelled, last_step = set(), 0
     for r in sorted(rows, key=lambda r: float(r["phi"])):
-        curve = _metric_curve(sweep_dir / "trials" / r["trial"] / "metrics.jsonl", ID_ACC)
+        curve = _metric_curve(rundir.metrics_path(sweep_dir / TRIALS_DIR / r["trial"]), ID_ACC)
         if not curve:
             continue
         p = float(r["phi"])

@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from groklab.errors import bad_value, check_range
+from groklab.export.tensorboard import summary_writer_class
+from groklab.sweep.local import run_local
+from groklab.sweep.plots import plot_sweep
 from groklab.sweep.spec import SweepSpec
 from groklab.sweep.summary import SUMMARY_NAME, summary_rows, write_summary_csv
 from groklab.sweep.trial import is_complete, make_jobs, train_trial, write_plan
+from groklab.train.lock import RunLock
 
 ENGINES = ("local", "ray")
 
@@ -50,8 +54,6 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
     Tune, with ``n_jobs`` the most concurrent trials (None = as resources allow) and
     ``address``/``asha``/``cpus_per_trial``/``gpus_per_trial`` overriding the sweep's ``ray:``.
     """
-    from groklab.train.lock import RunLock
-
     # every check before anything is written
     if engine not in ENGINES:
         raise bad_value("--engine", engine, " | ".join(ENGINES))
@@ -60,13 +62,16 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise bad_value("--out", str(out), "a directory (this is a file)")
+    for marker, what in (("manifest.json", "a dataset"), ("config.yaml", "a run")):
+        if (out / marker).exists():
+            raise bad_value("--out", str(out), f"a new or sweep directory (this one holds {what}: "
+                            f"{marker}; a sweep would write into it)")
     ray_options = None
     if engine == "ray":
         from groklab.sweep.ray_engine import import_ray
         import_ray()  # the extra is installed
         ray_options = _ray_options(spec, address, asha, cpus_per_trial, gpus_per_trial)
     if spec.tensorboard:
-        from groklab.export.tensorboard import summary_writer_class
         summary_writer_class()
     out.mkdir(parents=True, exist_ok=True)
     trials = spec.trials()
@@ -90,7 +95,6 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
 
         try:
             if engine == "local":
-                from groklab.sweep.local import run_local
                 run_local(todo, trial_fn=trial_fn, n_jobs=n_jobs or default_jobs(), on_done=on_done)
             else:
                 from groklab.sweep.ray_engine import run_ray
@@ -102,7 +106,6 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
             write_summary_csv(out / SUMMARY_NAME, rows)
     result = SweepResult(out=out, rows=rows, ran=[j.name for j in todo], skipped=skipped)
     if plot:
-        from groklab.sweep.plots import plot_sweep
         result.plots = plot_sweep(out, rows)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("done", "failed", "stopped", "interrupted", "pending")
                        if result.count(s))

@@ -36,9 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from groklab.errors import GroklabError, bad_value, check_range
+from groklab.fsutil import read_yaml
+from groklab.train import load_config
+from groklab.train.config import SWEEP_DIR
 
 TOP_KEYS = ("name", "description", "base", "set", "grid", "random", "lens", "tensorboard", "ray")
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
@@ -75,10 +77,6 @@ class SweepSpec:
     name: str = "sweep"
     description: str = ""
 
-    @property
-    def swept_keys(self) -> list[str]:
-        return list(self.grid) + [k for k in self.random if k not in self.grid]
-
     def trials(self) -> list[Trial]:
         """Every trial, in a fixed order (grid points x random samples)."""
         return expand(self)
@@ -95,14 +93,16 @@ class SweepSpec:
 # ---------------------------------------------------------------------------- parsing
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML file (every trial's config is built once to check it)."""
+    """Read and validate a sweep YAML file, or a bundled sweep by name (``micro``: the package's
+    groklab/configs/sweeps/micro.yaml); every trial's config is built once to check it."""
     path = Path(path)
+    bundled = SWEEP_DIR / f"{path}.yaml"
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1 and bundled.is_file():
+        path = bundled
     if not path.is_file():
-        raise bad_value("sweep", str(path), "an existing sweep YAML file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise GroklabError(f"sweep {path}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+        names = ", ".join(sorted(p.stem for p in SWEEP_DIR.glob("*.yaml")))
+        raise bad_value("sweep", str(path), f"an existing sweep YAML file or a bundled sweep ({names})")
+    raw = read_yaml(path, "sweep")
     spec = parse_sweep(raw, path)
     check_trial_configs(spec)
     return spec
@@ -164,8 +164,6 @@ def n_trials(spec: SweepSpec) -> int:
 
 def check_trial_configs(spec: SweepSpec) -> None:
     """Build each trial's RunConfig once: a bad value raises GroklabError naming the trial."""
-    from groklab.train import load_config
-
     for trial in spec.trials():
         try:
             load_config(spec.base, trial.overrides)

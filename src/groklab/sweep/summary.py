@@ -16,7 +16,9 @@ import json
 import os
 from pathlib import Path
 
+from groklab.data.dataset import MANIFEST_NAME
 from groklab.fsutil import atomic_write_text
+from groklab.train import rundir
 from groklab.sweep.trial import PENDING, TrialJob, read_record, run_summary
 
 SUMMARY_NAME = "summary.csv"
@@ -36,7 +38,7 @@ def trial_row(job: TrialJob, params: dict) -> dict:
     row.update(_exposure(job))
     for key, step in (summary.get("first_step") or {}).items():
         row[f"first_step/{key}"] = step
-    last = _last_metrics_row(job.run_dir / "metrics.jsonl")
+    last = _last_metrics_row(rundir.metrics_path(job.run_dir))
     final = dict(summary.get("final") or {})
     final.update({k: v for k, v in last.items() if k.startswith("lens/")})
     for key, value in final.items():
@@ -91,13 +93,13 @@ def _parse(text: str):
 
 def _exposure(job: TrialJob) -> dict:
     """phi and EXPOSURE_KEYS of the trial's dataset (empty until it is generated)."""
-    manifest = job.run_dir / "data" / "manifest.json"
+    manifest = job.run_dir / rundir.DATA_DIR / MANIFEST_NAME
     if not manifest.is_file():  # a trial on an existing dataset (data_path)
         try:
             data_path = job.config().data_path
         except Exception:  # noqa: BLE001 - an invalid config has no dataset
             data_path = None
-        manifest = Path(data_path) / "manifest.json" if data_path else manifest
+        manifest = Path(data_path) / MANIFEST_NAME if data_path else manifest
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):

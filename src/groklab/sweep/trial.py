@@ -24,7 +24,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from groklab.fsutil import atomic_write_json
+import yaml
+
+from groklab.analysis.lens import lens_callback
+from groklab.export.tensorboard import TensorBoardCallback
+from groklab.fsutil import atomic_write_json, atomic_write_text
+from groklab.train import load_config, rundir, train_run
 
 TRIALS_DIR, RESULTS_DIR, LOGS_DIR = "trials", "results", "logs"
 RUNNING = "running"
@@ -44,6 +49,9 @@ class TrialJob:
     tensorboard: bool = False
     cwd: str = "."            # the directory relative paths in the config are relative to
 
+    def __post_init__(self):
+        object.__setattr__(self, "overrides", tuple(self.overrides))  # a list from JSON
+
     @property
     def run_dir(self) -> Path:
         return Path(self.sweep_dir) / TRIALS_DIR / self.name
@@ -57,7 +65,6 @@ class TrialJob:
         return Path(self.sweep_dir) / LOGS_DIR / f"{self.name}.log"
 
     def config(self):
-        from groklab.train import load_config
         return load_config(self.base, self.overrides)
 
 
@@ -75,18 +82,13 @@ def train_trial(job: TrialJob, callbacks=()) -> dict:
     """The default trial function: ``train_run`` in the trial's run directory, resuming it when
     an earlier attempt left a config there; optional logit-lens callback (sweep ``lens:``) and
     TensorBoard scalars (sweep ``tensorboard: true``, in RUN/tensorboard)."""
-    from groklab.train import train_run
-
     cfg = job.config()
     callbacks = list(callbacks)
     if job.lens:
-        from groklab.analysis.lens import lens_callback
         callbacks.insert(0, lens_callback(job.lens["splits"], n=job.lens["n"]))
     if job.tensorboard:  # last: it records what the other callbacks added to the row
-        from groklab.export.tensorboard import TensorBoardCallback
         callbacks.append(TensorBoardCallback(job.run_dir))
-    resume = (job.run_dir / "config.yaml").is_file()
-    return train_run(cfg, job.run_dir, resume=resume, callbacks=callbacks, quiet=True)
+    return train_run(cfg, job.run_dir, resume=rundir.is_started(job.run_dir), callbacks=callbacks, quiet=True)
 
 
 def execute_trial(job: TrialJob, trial_fn=train_trial, callbacks=(), engine: str = "local") -> dict:
@@ -151,35 +153,30 @@ def append_log(job: TrialJob, text: str) -> None:
 
 def run_summary(job: TrialJob) -> dict | None:
     try:
-        return json.loads((job.run_dir / "summary.json").read_text(encoding="utf-8"))
+        return rundir.read_summary(job.run_dir)
     except (OSError, ValueError):
         return None
 
 
 def is_complete(job: TrialJob) -> bool:
-    """True when a re-run has nothing to do for this trial: its run finished (all steps, early
-    stop or divergence) or a scheduler stopped it. Failed and interrupted trials run again."""
+    """True when a re-run has nothing to do for this trial: a scheduler stopped it, or resuming
+    its run would do nothing (``rundir.is_finished``: all steps, its stop_at targets, early
+    stop, divergence). Failed and interrupted trials run again."""
     record = read_record(job) or {}
     if record.get("status") == STOPPED:
         return True
     summary = run_summary(job)
     if not summary or not summary.get("finished"):
         return False
-    if summary.get("stopped") in ("early_stop", "nonfinite"):
-        return True
     try:
-        steps = job.config().train.steps
+        cfg = job.config()
     except Exception:  # noqa: BLE001 - an invalid config is reported when the trial runs
         return False
-    return summary.get("steps", 0) >= steps
+    return rundir.is_finished(summary, cfg)
 
 
 def write_plan(spec, sweep_dir: str | os.PathLike) -> None:
     """``sweep.yaml`` and ``trials.json`` into the sweep directory."""
-    import yaml
-
-    from groklab.fsutil import atomic_write_text
-
     root = Path(sweep_dir)
     atomic_write_text(root / "sweep.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
     atomic_write_json(root / "trials.json", [{"index": t.index, "name": t.name, "params": t.params}

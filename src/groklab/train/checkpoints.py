@@ -22,8 +22,8 @@ from safetensors.torch import save as st_save
 
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_bytes, atomic_write_json
+from groklab.train.rundir import CKPT_DIR
 
-CKPT_DIR = "checkpoints"
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d{8,})\.json$")
 
@@ -66,8 +66,11 @@ def load_checkpoint(run_dir: str | os.PathLike, step: int,
     st_path, js_path = ckpt_paths(run_dir, step)
     try:
         meta = json.loads(js_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise GroklabError(f"checkpoint {js_path} is unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("aliases", {}), dict):
+        raise GroklabError(f"checkpoint {js_path} is unreadable: not a checkpoint sidecar (a JSON "
+                           f"object; got a {type(meta).__name__})")
     try:
         data = st_path.read_bytes()
     except OSError as exc:
@@ -86,8 +89,8 @@ def load_checkpoint(run_dir: str | os.PathLike, step: int,
 
 def load_latest_good(run_dir: str | os.PathLike, device: torch.device | str = "cpu",
                      max_step: int | None = None):
-    """(step, tensors, sidecar) of the newest checkpoint that verifies, or None if none does.
-    Each bad one on the way is skipped with a :class:`CheckpointWarning`."""
+    """(step, tensors, sidecar) of the newest checkpoint (at most ``max_step``) that verifies,
+    or None if none does. Each bad one on the way is skipped with a :class:`CheckpointWarning`."""
     for step in reversed(checkpoint_steps(run_dir)):
         if max_step is not None and step > max_step:
             continue

@@ -62,8 +62,8 @@ def evaluate_batchables(model, probes: dict[str, Batchable], batch_size: int = 4
     if not sums:
         return {}
     values = torch.stack(sums).cpu().tolist()
-    return {name: (c / max(1, len(p)), l / max(1, len(p)))
-            for (name, p), (c, l) in zip(probes.items(), values)}
+    return {name: (correct / max(1, len(p)), loss / max(1, len(p)))
+            for (name, p), (correct, loss) in zip(probes.items(), values)}
 
 
 def evaluate(model, dataset, splits=None, batch_size: int = 4096) -> dict[str, float]:

@@ -8,16 +8,17 @@ a dead writer is stale and simply taken over; a live holder makes a second write
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import stat
 import socket
 import time
 from pathlib import Path
 
 from groklab.errors import GroklabError
-
-LOCK_NAME = ".lock"
+from groklab.train.rundir import LOCK_NAME
 
 
 class RunLock:
@@ -28,7 +29,16 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symlink: it would truncate whatever the link points to
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise GroklabError(f"{self.path} is a symbolic link (refused: the run lock must be a "
+                               "regular file; remove the link)") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise GroklabError(f"{self.path} is not a regular file (refused as the run lock)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

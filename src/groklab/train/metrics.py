@@ -1,4 +1,4 @@
-"""metrics.jsonl (one row per evaluation) and summary.json.
+"""metrics.jsonl (one row per evaluation) and summary.json: their formats (file names: train.rundir).
 
 Rows are appended and flushed one line at a time, so a killed run leaves every finished row
 intact (at worst a torn last line, which the reader skips). ``summarize`` derives the summary
@@ -12,32 +12,56 @@ import math
 import os
 from pathlib import Path
 
+from groklab.data.splits import TRAINED_PROBES
+from groklab.errors import GroklabError, GroklabFailure
 from groklab.fsutil import atomic_write_text
 
-METRICS_NAME = "metrics.jsonl"
-SUMMARY_NAME = "summary.json"
-TRAIN_PROBES = ("id_atomic", "ood_atomic", "train_inferred")
+TRAIN_PROBES = TRAINED_PROBES
 TRAIN_THRESHOLD = 0.99
 SPLIT_THRESHOLD = 0.9
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """Rows of a metrics.jsonl; a torn (unterminated, unparsable) last line is ignored."""
+    """Rows of a metrics.jsonl; a torn (unterminated, unparsable) last line is ignored. Any
+    other line that is not a JSON object with an integer ``step`` is a GroklabError naming it."""
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise GroklabError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             if i == len(lines) - 1:  # torn write at the very end
                 break
-            raise
+            raise GroklabError(f"{path} line {i + 1}: not valid JSON (a torn or edited line; "
+                               "allowed: one JSON object per line)") from None
+        if not isinstance(row, dict) or isinstance(row.get("step"), bool) or not isinstance(
+                row.get("step"), int):
+            raise GroklabError(f"{path} line {i + 1}: not a metrics row (allowed: a JSON object "
+                               "with an integer step)")
+        rows.append(row)
     return rows
+
+
+def resumable_step(rows: list[dict], eval_every: int) -> int:
+    """The newest checkpoint step a resume may start from given these rows: the rows must hold
+    every evaluation 0, eval_every, 2*eval_every, ... up to that checkpoint, else the resumed
+    run would summarise a history with holes (a metrics.jsonl deleted or cut under the run).
+    -1 (start over) when even the step-0 row is missing."""
+    steps = {r["step"] for r in rows}
+    if 0 not in steps:
+        return -1
+    covered = 0
+    while covered + eval_every in steps:
+        covered += eval_every
+    return covered + eval_every - 1
 
 
 def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -46,13 +70,23 @@ def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 class MetricsWriter:
-    """Append rows to metrics.jsonl, one flushed line each."""
+    """Append rows to metrics.jsonl, one flushed line each. A file deleted or replaced under the
+    writer stops the run (GroklabFailure) instead of writing rows nobody will read."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._f = open(self.path, "a", encoding="utf-8")
 
     def append(self, row: dict) -> None:
+        mine = os.fstat(self._f.fileno())
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev):
+            raise GroklabFailure(f"{self.path} was deleted or replaced while the run was writing "
+                                 f"it (at step {row.get('step')}); the run stopped. --resume "
+                                 "continues from the last checkpoint the metrics still cover")
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
 
@@ -101,8 +135,13 @@ def write_summary(path: str | os.PathLike, summary: dict) -> None:
 
 
 def read_summary(path: str | os.PathLike) -> dict | None:
+    """The summary, or None when missing or unreadable (it is derived from the rows)."""
     path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (ValueError, RecursionError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def plateaued(rows: list[dict], patience: int, delta: float) -> bool:

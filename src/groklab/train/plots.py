@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 from groklab.fsutil import atomic_write_bytes
-
-PLOTS_DIR = "plots"
+from groklab.train.rundir import PLOTS_DIR
 
 
 def plot_run(run_dir: str | os.PathLike, rows: list[dict]) -> list[Path]:

@@ -13,9 +13,9 @@ from groklab.data import Dataset, load_dataset
 from groklab.errors import GroklabError, bad_value
 from groklab.models import GrokModel, build_model
 from groklab.train import checkpoints as ck
-from groklab.train import metrics as mx
-from groklab.train.config import RunConfig, read_config
-from groklab.train.loop import CONFIG_NAME, DATA_DIR
+from groklab.train import rundir
+from groklab.train.config import RunConfig
+from groklab.train.rundir import CONFIG_NAME, DATA_DIR
 
 _SPEC = re.compile(r"^(?P<path>.+?)@(?P<step>\d+)$")
 
@@ -53,11 +53,10 @@ def parse_run_spec(spec: str | os.PathLike) -> tuple[Path, int | None]:
 def load_run(run_dir: str | os.PathLike) -> Run:
     """Open a run directory written by :func:`groklab.train.train_run`."""
     path = Path(run_dir)
-    if not (path / CONFIG_NAME).is_file():
+    if not rundir.is_started(path):
         raise bad_value("run", str(path), f"a run directory with {CONFIG_NAME} (made by `groklab train`)")
-    return Run(path=path, config=read_config(path / CONFIG_NAME),
-               metrics=mx.read_metrics(path / mx.METRICS_NAME),
-               summary=mx.read_summary(path / mx.SUMMARY_NAME),
+    return Run(path=path, config=rundir.read_config(path), metrics=rundir.read_metrics(path),
+               summary=rundir.read_summary(path),
                checkpoint_steps=ck.checkpoint_steps(path))
 
 

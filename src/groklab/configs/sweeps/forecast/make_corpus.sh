@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The forecast corpus (docs/forecast.md): the five sweeps of this folder, one trial at a time,
 # then the default model fitted on them and its leave-one-sweep-out evaluation.
-#   configs/sweeps/forecast/make_corpus.sh [OUT=runs/forecast] [GROKLAB=groklab]
+#   src/groklab/configs/sweeps/forecast/make_corpus.sh [OUT=runs/forecast] [GROKLAB=groklab]
 # Re-running skips finished trials (groklab sweep resumes), so an interrupted corpus continues.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
