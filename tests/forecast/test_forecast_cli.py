@@ -46,7 +46,8 @@ def test_truncated_run_dir_forecast_ignores_later_rows(tmp_path, capsys):
 
 @pytest.mark.parametrize("rows, args, message", [
     ([], [], "a run with at least one metrics.jsonl row"),
-    (ROWS, ["--target", "test_inferred_xyz>=0.9"], "--target='test_inferred_xyz>=0.9' is invalid (allowed: a split of this run"),
+    (ROWS, ["--target", "test_inferred_xyz>=0.9"],
+     "--target='test_inferred_xyz>=0.9' is invalid (allowed: a split of this run"),
     (ROWS, ["--target", "test_inferred_iid"], "--target='test_inferred_iid' is invalid (allowed: SPLIT>=X"),
     (ROWS, ["--budget", "30"], "--budget=30 is invalid (allowed: a number of steps >= the run's current step 40)"),
     (ROWS, ["--budget", "0"], "--budget=0 is invalid"),

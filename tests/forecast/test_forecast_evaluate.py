@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from groklab.cli import main
-from groklab.forecast.corpus import load_corpus
-from groklab.forecast.evaluate import evaluate_target
+from groklab.analysis.forecast_corpus import load_corpus
+from groklab.analysis.forecast_evaluate import evaluate_target
 from groklab.forecast.features import parse_target
 
 from fckit import write_run

@@ -70,7 +70,8 @@ def test_bad_target_syntax(text):
 def test_unknown_split_and_low_budget_and_no_rows():
     with pytest.raises(GroklabError, match="a split of this run: test_inferred_iid | test_inferred_ood | train_acc"):
         fx.compute(ROWS, fx.parse_target("nope>=0.5"), 100)
-    with pytest.raises(GroklabError, match=r"--budget=30 is invalid \(allowed: a number of steps >= the run's current step 40\)"):
+    with pytest.raises(GroklabError,
+                       match=r"--budget=30 is invalid \(allowed: a number of steps >= the run's current step 40\)"):
         fx.compute(ROWS, fx.parse_target("test_inferred_iid>=0.9"), 30)
     with pytest.raises(GroklabError, match="no evaluation rows"):
         fx.compute([], fx.parse_target("test_inferred_iid>=0.9"), 30)

@@ -8,7 +8,7 @@ import pytest
 
 from groklab.errors import GroklabError
 from groklab.forecast import features as fx
-from groklab.forecast.evaluate import auroc, calibration
+from groklab.analysis.forecast_evaluate import auroc, calibration
 from groklab.forecast.model import DEFAULT_PATH, ForecastModel, fit_logistic, fit_target, load_model
 
 

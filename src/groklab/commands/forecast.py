@@ -27,7 +27,7 @@ def _targets(args):
 
 
 def _fit(args, dirs) -> int:
-    from groklab.forecast.corpus import fit_corpus, load_corpus
+    from groklab.analysis.forecast_corpus import fit_corpus, load_corpus
 
     if not args.out:
         raise bad_value("--out", None, "MODEL.json, where `forecast fit` writes the model")
@@ -44,9 +44,9 @@ def _fit(args, dirs) -> int:
 
 
 def _evaluate(args, dirs) -> int:
-    from groklab.forecast.corpus import load_corpus
-    from groklab.forecast.evaluate import evaluate_corpus
-    from groklab.forecast.report import table, write_evaluation
+    from groklab.analysis.forecast_corpus import load_corpus
+    from groklab.analysis.forecast_evaluate import evaluate_corpus
+    from groklab.analysis.forecast_report import table, write_evaluation
 
     if not dirs:
         raise bad_value("SWEEP_DIR", None, "two or more sweep directories (held out one at a time)")
@@ -78,7 +78,7 @@ def _print(fc: dict) -> None:
 
 
 def _handler(args) -> int:
-    from groklab.forecast.runs import DEFAULT_TARGET, forecast_run
+    from groklab.analysis.forecast_runs import DEFAULT_TARGET, forecast_run
 
     if args.stop_below is not None and not 0 < args.stop_below <= 0.5:
         raise bad_value("--stop-below", args.stop_below, "(0, 0.5]")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from groklab.forecast import features as fx
-from groklab.forecast.corpus import FIT_FRACTIONS, CorpusRun, examples, fit_corpus
+from groklab.analysis.forecast_corpus import FIT_FRACTIONS, CorpusRun, examples, fit_corpus
 from groklab.forecast.predict import STOP_BELOW
 
 FRACTIONS = (0.1, 0.25, 0.5)
