@@ -13,7 +13,7 @@ from groklab.errors import EXIT_FAILED, describe_exception
 DEBUG_ENV = "GROKLAB_DEBUG"  # =1: show the traceback of any error (same as --debug)
 
 # Subcommand modules, registered in this order in ``groklab --help``.
-COMMAND_MODULES = ["data", "train", "analysis", "study", "sweep", "export"]
+COMMAND_MODULES = ["data", "train", "analysis", "study", "sweep", "export", "forecast"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -72,7 +72,8 @@ def test_every_stage_produced_its_outputs(study):
 def test_report_has_each_claims_table_and_verdict(study):
     md = (study / "report.md").read_text()
     for caption in ("Claim 1 evidence", "Claim 2 evidence, decoder", "Claim 2 evidence, recursive",
-                    "Claim 3 evidence, decoder", "Claim 3 evidence, recursive", "Compute evidence"):
+                    "Claim 3 evidence, decoder", "Claim 3 evidence, recursive", "Compute evidence",
+                    "Forecast panel at 25% of the budget"):
         assert caption in md
     assert md.count("**Verdict: ") == 4 and md.count("Rule: ") == 4
     verdicts = json.loads((study / "report.json").read_text())["verdicts"]
@@ -80,6 +81,10 @@ def test_report_has_each_claims_table_and_verdict(study):
     for v in verdicts:
         assert v["verdict"] in ("supported", "not supported", "inconclusive at this scale")
     assert "relations > out_degree" in md
+    # the forecast panel: one row per pretraining run, with what happened beside it
+    panel = json.loads((study / "report.json").read_text())["forecast"]
+    assert len(panel["runs"]) == 2 * 6 and panel["at"] == 0.25
+    assert all("actual_reached" in f or "error" in f for f in panel["runs"].values())
 
 
 def test_html_is_self_contained(study):

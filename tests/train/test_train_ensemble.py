@@ -107,6 +107,8 @@ def test_ensemble_resume_is_exact_and_members_resume_alone(micro_data, tmp_path)
 @pytest.mark.parametrize("setting, message", [
     ("model.dropout=0.1", "model.dropout=0.1 is invalid with train.ensemble=2"),
     ("train.compile=true", "train.compile=True is invalid with train.ensemble=2"),
+    ("train.stop_unless_forecast=test_inferred_iid>=0.9",
+     "train.stop_unless_forecast='test_inferred_iid>=0.9' is invalid with train.ensemble=2"),
 ])
 def test_unsupported_combinations_exit_2_with_one_line(tmp_path, capsys, setting, message):
     out = tmp_path / "ens"

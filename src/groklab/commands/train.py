@@ -11,7 +11,8 @@ from groklab.errors import GroklabError
 # what --resume may change: groklab.train.rundir.RESUMABLE_FIELDS (not imported here: the CLI stays
 # fast to start without torch; tests/train/test_train_cli.py checks the two agree)
 RESUMABLE_HELP = ("train.{steps, device, threads, eval_batch_size, early_stop_patience, "
-                  "early_stop_delta, plots, checkpoint_every, compile, stop_at}")
+                  "early_stop_delta, plots, checkpoint_every, compile, stop_at, stop_unless_forecast, "
+                  "forecast_model}")
 
 
 def register(subparsers) -> None:

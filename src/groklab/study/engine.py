@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from groklab.analysis.compare import compare_models, difference_ci, rate_ci
+from groklab.analysis.forecast_runs import forecast_at_fraction
 from groklab.analysis.lens import lens_metrics, lens_ranks, study_rule_summary
 from groklab.analysis.queries import two_hop_queries
 from groklab.analysis.transfer import split_correct
@@ -196,6 +197,15 @@ def accuracy_at(run_dir: str | Path, step: int | None, splits: tuple[str, ...]) 
     """Exact-match accuracy of a run's model at checkpoint ``step`` on whole splits."""
     model, ds = load_model(run_dir, step=step, ema=True)
     return evaluate(model, ds, [s for s in splits if s in ds.split_names])
+
+
+def forecast_panel_row(run_dir: str | Path, fraction: float, target: str) -> dict:
+    """What ``groklab forecast`` (the shipped model) said at ``fraction`` of the run's budget,
+    against what happened; ``{"error": ...}`` when it cannot say (e.g. no model for ``target``)."""
+    try:
+        return forecast_at_fraction(run_dir, fraction, target)
+    except GroklabError as exc:
+        return {"error": str(exc)}
 
 
 def transfer_difference(run_a: str | Path, run_b: str | Path, splits: tuple[str, ...],

@@ -23,6 +23,7 @@ from groklab.train.rundir import CONFIG_NAME
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
 SOURCES = REGIMES + (CONTROL,)
+FORECAST_AT = 0.25   # the forecast panel: what `groklab forecast` said at this share of a budget
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -90,13 +91,19 @@ def collect(study_dir: Path) -> dict:
             data[d.name] = {"counts": man.get("counts", {}), "stats": man.get("stats", {})}
     stages = {name: _load(marker_path(study_dir, name)) for name in STAGE_NAMES}
 
+    target = f"{OOD}>={comp['target']}"
+    forecast = {key: engine.forecast_panel_row(runs / "pretrain" / f"{key.replace('/', '-')}",
+                                               FORECAST_AT, target)
+                for key in pre if pre[key]["steps"]}
     verdicts = [
         claims.judge_claim1(c1),
         claims.judge_claim2(dict(c2["timelines"]), engine.circuit_families(fams)),
         claims.judge_claim3([{"run": k, **v} for k, v in c3["rows"].items()]),
         claims.judge_claim4(_claim4_rows(comp, fams), comp["target"]),
     ]
-    return {"study": info, "pretrain": pre, "claim1": c1, "claim2": c2, "claim3": c3,
+    return {"study": info, "pretrain": pre, "forecast": {"at": FORECAST_AT, "target": target,
+                                                         "runs": forecast},
+            "claim1": c1, "claim2": c2, "claim3": c3,
             "compute": comp, "data": data, "stages": stages,
             "verdicts": [v.to_dict() for v in verdicts]}
 
@@ -183,6 +190,7 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     _claim2(doc, ev, verdict["2 fake grokking"])
     _claim3(doc, ev, figs, verdict["3 limited transfer"])
     _claim4(doc, ev, figs, verdict["4 compute"])
+    _forecast(doc, ev)
     _paper_cost(doc, fams)
     _configs(doc, ev)
     return doc
@@ -241,6 +249,32 @@ def _claim4(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
     if "compute" in figs:
         doc.add(D.Figure(figs["compute"], "steps to the OOD target per run"))
     _verdict(doc, v)
+
+
+def _forecast(doc: D.Document, ev: dict) -> None:
+    """What the forecast said at 25% of each pretraining run's budget against what happened."""
+    fc = ev.get("forecast") or {}
+    rows = []
+    for key, f in (fc.get("runs") or {}).items():
+        if f.get("error"):
+            rows.append([key, "—", "—", "—", "—", f["error"]])
+            continue
+        lo, hi = (f.get("interval") or [None, None])[:2] if f.get("interval") else (None, None)
+        pred = "—" if f.get("predicted_step") is None else (
+            f"{int(f['predicted_step']):,}" + (f" [{int(lo):,}, {int(hi):,}]" if lo is not None else ""))
+        actual = "not within budget" if not f.get("actual_reached") else f"{int(f['actual_step']):,}"
+        rows.append([key, fa(f.get("probability")), pred, f.get("recommendation", "—"), actual, ""])
+    if not rows:
+        return
+    doc.add(D.Heading(1, "Forecast: was waiting worth it?"),
+            D.Para(f"`groklab forecast` (the shipped model, fitted on micro-scale runs: at this "
+                   f"scale it extrapolates) on each pretraining run's metrics up to "
+                   f"{int(100 * fc['at'])}% of its budget, for the target {fc['target']}, next to "
+                   "what the run then did. docs/forecast.md has the model and its held-out "
+                   "accuracy."),
+            D.Table(["run", "P(reach within budget)", "predicted step [interval]",
+                     "recommendation", "actually reached at", "note"], rows,
+                    caption=f"Forecast panel at {int(100 * fc['at'])}% of the budget"))
 
 
 def fci(block: dict | None) -> str:

@@ -117,6 +117,10 @@ class TrainConfig:
     # ["test_inferred_iid>=0.9", ...]: stop once all hold
     stop_at: list = field(default_factory=list, metadata={"parse": parse_stop_at})
     ensemble: int = 1                 # S runs (seeds seed..seed+S-1) stacked in one process
+    # "SPLIT>=X[@P]": stop once the forecast (groklab.forecast) gives the target p < P (0.05) of
+    # being reached within train.steps; "" = off. forecast_model: its JSON ("" = the shipped one)
+    stop_unless_forecast: str = ""
+    forecast_model: str = ""
 
     def validate(self, path: str = "train.") -> "TrainConfig":
         check_range(f"{path}steps", self.steps, 1)
@@ -132,6 +136,9 @@ class TrainConfig:
         check_range(f"{path}early_stop_delta", self.early_stop_delta, 0)
         stop_targets(self.stop_at, f"{path}stop_at")
         check_range(f"{path}ensemble", self.ensemble, 1)
+        if self.stop_unless_forecast:
+            from groklab.forecast.stop import parse_stop_spec  # numpy only: no layer above train
+            parse_stop_spec(self.stop_unless_forecast, f"{path}stop_unless_forecast")
         return self
 
     def to_dict(self) -> dict:

@@ -70,6 +70,10 @@ def check_supported(cfg: RunConfig) -> None:
         raise GroklabError(f"model.dropout={cfg.model.dropout!r} is invalid with train.ensemble="
                            f"{cfg.train.ensemble} (allowed: 0; dropout under vmap would not "
                            "reproduce a separate run's masks)")
+    if cfg.train.stop_unless_forecast:
+        raise GroklabError(f"train.stop_unless_forecast={cfg.train.stop_unless_forecast!r} is invalid "
+                           f"with train.ensemble={cfg.train.ensemble} (allowed: ''; forecast stops "
+                           "are not implemented for ensembles yet)")
     if cfg.train.compile:
         raise GroklabError(f"train.compile=True is invalid with train.ensemble={cfg.train.ensemble} "
                            "(allowed: false; a compiled stacked step is not implemented yet)")

@@ -31,7 +31,7 @@ ENSEMBLE_NAME = "ensemble.json"  # marks an ensemble directory (train/ensemble.p
 
 
 def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=(),
-              quiet: bool = False, init_from: str | os.PathLike | None = None) -> dict:
+              quiet: bool = False, init_from: str | os.PathLike | None = None, stoppers=()) -> dict:
     """Train ``cfg`` in ``run_dir`` and return the summary (see :func:`metrics.summarize`).
 
     ``resume=True`` continues the run from its latest good checkpoint (``cfg`` None = the
@@ -42,12 +42,15 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     checkpoint (default: its latest good one; its EMA weights when it kept an EMA) with a fresh
     optimizer; the model must have the same parameters and the dataset the same vocabulary. It
     is recorded in ``init_from.json``, so a resume before the first checkpoint starts from it too.
+    ``stoppers``: ``fn(rows) -> reason | None`` after each evaluation (all metrics rows so far);
+    a reason ends the run with ``stopped: reason`` (``train.stop_unless_forecast`` adds one).
     """
     run_dir = Path(run_dir)
     if (cfg is not None and cfg.train.ensemble > 1) or (resume and (run_dir / ENSEMBLE_NAME).is_file()):
-        if init_from is not None:
-            raise GroklabError("init_from is invalid with train.ensemble > 1 (allowed: a single "
-                               "run; fine-tuning an ensemble is not implemented yet)")
+        if init_from is not None or stoppers:
+            what = "init_from" if init_from is not None else "stoppers"
+            raise GroklabError(f"{what} is invalid with train.ensemble > 1 (allowed: a single "
+                               "run; not implemented for ensembles yet)")
         from groklab.train.ensemble import train_ensemble  # S stacked runs (train/ensemble.py)
         return train_ensemble(cfg, run_dir, resume=resume, callbacks=callbacks, quiet=quiet)
     cfg = _checked_config(copy.deepcopy(cfg), run_dir, resume, init_from)  # the caller's is kept
@@ -71,7 +74,7 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
         try:
             rundir.write_config(run_dir, cfg)
             dataset = external or _run_dataset(cfg, run_dir, quiet)
-            trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet)
+            trainer = Trainer(cfg, dataset, device, run_dir, callbacks, quiet, stoppers)
             _start_weights(trainer, run_dir, resume, init_from)
         except BaseException:
             # Known only once the data exists (a phi above what the generated graph allows, a

@@ -38,10 +38,11 @@ LOCK_NAME = ".lock"
 # train fields that may change when a run is resumed (they do not change the trajectory)
 RESUMABLE_FIELDS = frozenset({"steps", "device", "threads", "eval_batch_size",
                               "early_stop_patience", "early_stop_delta", "plots",
-                              "checkpoint_every", "compile", "stop_at"})
+                              "checkpoint_every", "compile", "stop_at",
+                              "stop_unless_forecast", "forecast_model"})
 
 # how a finished run stopped (train.trainer.Trainer._stop_reason)
-STOP_REASONS = ("nonfinite", "target", "early_stop", "max_steps")
+STOP_REASONS = ("nonfinite", "target", "forecast", "early_stop", "max_steps")
 
 
 def config_path(run_dir: str | os.PathLike) -> Path:
@@ -108,6 +109,8 @@ def is_finished(summary: dict | None, cfg) -> bool:
     if stopped == "early_stop" and cfg.train.early_stop_patience > 0:
         return True
     if stopped == "target" and cfg.train.stop_at:
+        return True
+    if stopped == "forecast" and cfg.train.stop_unless_forecast:
         return True
     return summary.get("steps", 0) >= cfg.train.steps
 

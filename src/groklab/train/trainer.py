@@ -54,7 +54,7 @@ class Trainer:
     """All state of one run on one device, and the loop over it."""
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, device: torch.device, run_dir: Path,
-                 callbacks=(), quiet: bool = False):
+                 callbacks=(), quiet: bool = False, stoppers=()):
         self.cfg, self.dataset, self.device, self.run_dir = cfg, dataset, device, run_dir
         self.callbacks, self.quiet = tuple(callbacks), quiet
         t, o = cfg.train, cfg.optim
@@ -75,6 +75,15 @@ class Trainer:
         for name, _ in self.stop_at:
             if name not in known:
                 raise GroklabError(f"train.stop_at={name!r} is invalid (allowed: {' | '.join(known)})")
+        self.stoppers = list(stoppers)
+        if t.stop_unless_forecast:
+            # the forecaster's core is numpy over the metrics rows (groklab.forecast, no torch)
+            from groklab.forecast.stop import ForecastStopper
+            stopper = ForecastStopper(t.stop_unless_forecast, t.steps, t.forecast_model or None)
+            if stopper.target.split not in known:
+                raise GroklabError(f"train.stop_unless_forecast={t.stop_unless_forecast!r} is invalid "
+                                   f"(allowed: a target on {' | '.join(known)})")
+            self.stoppers.append(stopper)
         self.forward_loss = self._forward_loss
         if t.compile:
             # a fresh compiler state per run: sequential runs in one process (local sweep trials,
@@ -302,6 +311,10 @@ class Trainer:
         if self.stop_at and all((last.get(k if k == "train_acc" else f"acc/{k}") or 0) >= x
                                 for k, x in self.stop_at):
             return "target"
+        for stopper in self.stoppers:
+            reason = stopper(self.rows)
+            if reason:
+                return reason
         if mx.plateaued(self.rows, t.early_stop_patience, t.early_stop_delta):
             return "early_stop"
         if self.step >= t.steps:
