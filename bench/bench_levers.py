@@ -8,8 +8,9 @@ Grokfast-EMA) and the best combination found. Targets: median <= 1,000 steps and
 ``--target phi72``: phi = 7.2 on the tiny graph with bench_grok's model and data (2 x 128
 decoder at GPT-2 init, batch 512, bf16 autocast), in-process runs to ID >= 0.9 within
 ``--budget`` steps: issue 7's best recipe (lr 1e-3, wd 5.0, Grokfast-EMA 0.99), each lever
-added to it alone, and their combination. Target: a recipe <= 2,000 steps on every seed. (The standard recipe's own step is not rerun here: bench_grok recorded > 60,000 steps
-for seeds 0 and 1, docs/performance.md.)
+added to it alone, and their combination. Target: a recipe <= 2,000 steps on every seed.
+(The standard recipe's own step is not rerun here: bench_grok recorded > 60,000 steps for
+seeds 0 and 1, docs/performance.md.)
 
 Every lever changes the optimizer or the loss only, never the data. Printed per recipe: the
 steps to the target per seed ("> N" = not within the budget), their median, median wall and

@@ -12,7 +12,8 @@ One training step draws each member's batch from its own sampler, runs the singl
 forward + loss (``Trainer._forward_loss``) on a stand-in model whose forwards are the S
 members' as one (``torch.func.functional_call`` over member-stacked parameters under
 ``torch.vmap``: batched matmuls) and whose losses are taken per member (the study format's
-loss masks by data, which vmap cannot batch), backpropagates their sum, and updates the stacked tensors with the optimizer, Grokfast
+loss masks by data, which vmap cannot batch), backpropagates their sum, and updates the
+stacked tensors with the optimizer, Grokfast
 filter, ⊥Grad and weight EMA of a single run, whose element-wise updates are per member by
 construction and whose reductions (gradient clipping, ⊥Grad, Muon) are taken per member.
 Each member keeps a :class:`~groklab.train.loop.Trainer` for everything but the step: the
@@ -47,9 +48,9 @@ from groklab.train.config import RunConfig
 from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
 # run-directory rules shared with single runs (loop.train_run dispatches here lazily)
-from groklab.train.loop import ENSEMBLE_NAME, _check_fresh, _manifest_data_config, _resume_config
+from groklab.train.runstart import check_fresh, manifest_data_config, resume_config
 from groklab.train.preflight import preflight
-from groklab.train.rundir import CONFIG_NAME, resolve_device
+from groklab.train.rundir import CONFIG_NAME, ENSEMBLE_NAME, resolve_device
 from groklab.train.trainer import Trainer
 from groklab.train.optim import build_optimizer
 from groklab.train.perp import perp_grad_
@@ -101,7 +102,7 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
         if cfg is None:
             raise GroklabError("a config is needed to start a run")
         cfg.validate()
-        _check_fresh(run_dir)
+        check_fresh(run_dir)
     check_supported(cfg)
     device = resolve_device(cfg.train.device)
     if not resume:  # as a single run: nothing is written before this passes (per member)
@@ -116,7 +117,7 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
             for seed in seeds:
                 mcfg, mdir = member_config(cfg, seed, data_path, dataset), run_dir / member_name(seed)
                 if resume and (mdir / CONFIG_NAME).is_file():
-                    mcfg = _resume_config(mcfg, mdir)
+                    mcfg = resume_config(mcfg, mdir)
                 plans.append((mcfg, mdir))
             atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
             atomic_write_json(run_dir / ENSEMBLE_NAME, {
@@ -143,7 +144,7 @@ def member_config(cfg: RunConfig, seed: int, data_path: Path, dataset) -> RunCon
     mcfg = copy.deepcopy(cfg)
     mcfg.train.seed, mcfg.train.ensemble = seed, 1
     mcfg.data_path = str(Path(data_path).resolve())
-    mcfg.data = _manifest_data_config(dataset) or mcfg.data
+    mcfg.data = manifest_data_config(dataset) or mcfg.data
     return mcfg.validate()
 
 

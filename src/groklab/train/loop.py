@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from groklab.data import DataConfig, Dataset, load_dataset, make_dataset
+from groklab.data import Dataset, load_dataset, make_dataset
 from groklab.data.dataset import MANIFEST_NAME
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
@@ -24,10 +24,10 @@ from groklab.train.config import RunConfig
 from groklab.train.lock import RunLock
 from groklab.train.init_from import load_initial_weights
 from groklab.train.preflight import preflight
-from groklab.train.rundir import RESUMABLE_FIELDS, resolve_device
+from groklab.train.runstart import check_fresh, manifest_data_config, resume_config
+from groklab.train.rundir import ENSEMBLE_NAME, resolve_device
 from groklab.train.trainer import Trainer, log
 
-ENSEMBLE_NAME = "ensemble.json"  # marks an ensemble directory (train/ensemble.py owns it)
 
 
 def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=(),
@@ -58,7 +58,7 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
     external = load_dataset(cfg.data_path, verify=True) if cfg.data_path else None
     if external is not None and not resume:
         cfg.data_path = str(Path(cfg.data_path).resolve())
-        cfg.data = _manifest_data_config(external) or cfg.data
+        cfg.data = manifest_data_config(external) or cfg.data
     if not resume:
         preflight(cfg, device, external)  # nothing is written before this passes
 
@@ -95,11 +95,11 @@ def _checked_config(cfg: RunConfig | None, run_dir: Path, resume: bool, init_fro
         raise GroklabError("init_from is only for a new run (a resumed run continues from its "
                            f"own checkpoints; its start is recorded in {rundir.INIT_FROM_NAME})")
     if resume:
-        return _resume_config(cfg, run_dir)
+        return resume_config(cfg, run_dir)
     if cfg is None:
         raise GroklabError("a config is needed to start a run")
     cfg.validate()
-    _check_fresh(run_dir)
+    check_fresh(run_dir)
     return cfg
 
 
@@ -121,50 +121,6 @@ def _discard_new_run(run_dir: Path, created: bool) -> None:
         return
     for p in run_dir.iterdir():
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
-
-
-def _check_fresh(run_dir: Path) -> None:
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GroklabError(f"out={str(run_dir)!r} is invalid (allowed: a directory; this is a file)")
-    if run_dir.is_dir() and any(p.name != rundir.LOCK_NAME for p in run_dir.iterdir()):
-        raise GroklabError(f"out={str(run_dir)!r} already exists and is not empty "
-                           "(use --resume to continue that run, or choose another --out)")
-
-
-def _resume_config(cfg: RunConfig | None, run_dir: Path) -> RunConfig:
-    if not rundir.is_started(run_dir):
-        raise GroklabError(f"out={str(run_dir)!r} has no {rundir.CONFIG_NAME}: nothing to resume "
-                           "(start a new run without --resume)")
-    stored = rundir.read_config(run_dir)
-    if cfg is None:
-        return stored
-    cfg.validate()
-    new, old = cfg.to_dict(), stored.to_dict()
-    if old["data_path"] or new["data_path"]:  # an external dataset: its path identifies it
-        same = bool(old["data_path"] and new["data_path"]) and \
-            Path(new["data_path"]).resolve() == Path(old["data_path"]).resolve()
-        if not same:
-            raise GroklabError(f"data_path={new['data_path']!r} is invalid when resuming "
-                               f"(allowed: the run's {old['data_path']!r})")
-    sections = ("model", "optim", "train") if old["data_path"] else ("data", "model", "optim", "train")
-    for section in sections:
-        for key, value in new[section].items():
-            if section == "train" and key in RESUMABLE_FIELDS:
-                continue
-            if value != old[section].get(key):
-                raise GroklabError(
-                    f"{section}.{key}={value!r} is invalid when resuming (allowed: the run's "
-                    f"{old[section].get(key)!r}; only train.{{{', '.join(sorted(RESUMABLE_FIELDS))}}} "
-                    "may change)")
-    cfg.data_path, cfg.data, cfg.preset = stored.data_path, stored.data, stored.preset
-    return cfg
-
-
-def _manifest_data_config(dataset: Dataset) -> DataConfig | None:
-    try:
-        return DataConfig.from_dict(dataset.config)
-    except (GroklabError, TypeError):
-        return None
 
 
 def _run_dataset(cfg: RunConfig, run_dir: Path, quiet: bool) -> Dataset:

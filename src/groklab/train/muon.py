@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from groklab.train.optim import AdamW
+from groklab.train.adamw import AdamW
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # torch.optim.Muon's (Keller Jordan's) quintic
 NS_STEPS = 5

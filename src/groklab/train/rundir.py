@@ -34,6 +34,7 @@ DATA_DIR = "data"
 INIT_FROM_NAME = "init_from.json"
 PLOTS_DIR = "plots"
 LOCK_NAME = ".lock"
+ENSEMBLE_NAME = "ensemble.json"  # marks an ensemble directory (train/ensemble.py writes it)
 
 # train fields that may change when a run is resumed (they do not change the trajectory)
 RESUMABLE_FIELDS = frozenset({"steps", "device", "threads", "eval_batch_size",
