@@ -143,3 +143,22 @@ def test_claim2_uses_target_found_and_reports_em_beside_it():
     assert at_chance["lens_blind"] and not at_chance["accuracy_without_circuit"]
     # a family outside circuit_families is not judged
     assert C.judge_claim2({"looped/x": t}, circuit_families=("recursive",)).verdict == C.INCONCLUSIVE
+
+
+def test_lens_validity_needs_enough_correct_queries_and_claim1_a_guards_a_blind_lens():
+    steps = [0, 100, 200]
+    # a bridge rate of .5 on 4 correct ID queries says nothing: still lens blind
+    t = C.timeline(steps, [1.0] * 3, ood=[0.1, 0.95, 0.97], bridge=[0.1, 0.1, 0.1],
+                   bridge_id=[0.5, 0.15, 0.15], target=[0.1, 0.95, 0.97],
+                   chance_id=[0.0, 0.05, 0.05], n_correct_id=[4, 120, 128])
+    assert t["lens_blind"] and not t["accuracy_without_circuit"] and t["max_bridge_id"] == 0.15
+    # claim 1 (a): a low OOD bridge rate where the lens is blind on ID answers too is undecided
+    row = {"family": "recursive", "acc_grokked": 0.98, "acc_nongrokked": 1.0,
+           "path": {"value": 0.99, "ci": [0.98, 1.0]},
+           "bridge_correct_ood": {"value": 0.1, "ci": [0.05, 0.18], "n": 100},
+           "bridge_correct_iid": {"value": 0.17, "ci": [0.1, 0.24], "n": 130},
+           "transfer_diff": {"new_old": {"value": 0.0, "ci": [-0.05, 0.05], "n": 700}}}
+    v = C.judge_claim1([row])
+    assert v.verdict == C.INCONCLUSIVE and "lens blind" in v.reason
+    seeing = dict(row, bridge_correct_iid={"value": 0.9, "ci": [0.85, 0.95], "n": 130})
+    assert C.judge_claim1([seeing]).verdict == C.NOT_SUPPORTED

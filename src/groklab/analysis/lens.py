@@ -264,7 +264,7 @@ def lens_metrics(model, dataset, split: str | list[str] = "test_inferred_iid", n
         out[f"lens/{name}/answer_found"] = summary["answer"]["found"]
         study = summary["study"]
         for key in ("bridge_found", "bridge_found_correct", "target_found", "chance",
-                    "chance_correct"):
+                    "chance_correct", "n_correct"):
             out[f"lens/{name}/study_{key}"] = study[key]
     return out
 

@@ -79,7 +79,10 @@ CLAIM1_RULE = (
     f">= {MIN_CORRECT} queries, (b)'s CI lies at or above {SIMILAR}, and every (c) CI lies "
     f"within +-{TRANSFER_EQUIV}. Not supported if (a)'s CI lies below {LOW} (on >= "
     f"{MIN_CORRECT} queries), (b)'s CI lies below {SIMILAR}, or some (c) CI lies entirely "
-    f"outside +-{TRANSFER_EQUIV}. Otherwise inconclusive, naming what was missing. Across "
+    f"outside +-{TRANSFER_EQUIV}. (a) counts only where the lens sees the bridge at all: if the "
+    f"same model's bridge-found rate on >= {MIN_CORRECT} correctly answered ID queries is below "
+    f"{LOW}, a low (a) is 'lens blind' and leaves the claim undecided. "
+    f"Otherwise inconclusive, naming what was missing. Across "
     f"families: supported (not supported) only if every eligible family agrees. The phi = max "
     f"control (every ID composition in training) is shown as an extra row, not judged.")
 
@@ -93,8 +96,14 @@ def _claim1_family(r: dict) -> tuple[str, list[str]]:
                               f"{_f(r.get('acc_grokked'))} / {_f(r.get('acc_nongrokked'))})"]
     fails, missing = [], []
     a = r.get("bridge_correct_ood") or {}
+    lens = r.get("bridge_correct_iid") or {}
+    blind = (lens.get("n") or 0) >= MIN_CORRECT and (lens.get("value") or 0) < LOW
     if (a.get("n") or 0) < MIN_CORRECT:
         missing.append(f"(a) only {a.get('n') or 0} correct OOD predictions (< {MIN_CORRECT})")
+    elif blind and (a.get("value") or 0) < HIGH:
+        missing.append(f"(a) lens blind: the bridge is found on {_f(a['value'])} of the correct "
+                       f"OOD predictions, but also on only {_f(lens['value'])} of the "
+                       f"{lens['n']} correct ID answers, so a low rate says nothing")
     elif a["ci"][1] is not None and a["ci"][1] < LOW:
         fails.append(f"(a) bridge found on {_f(a['value'])} of correct OOD predictions")
     elif (a.get("value") or 0) < HIGH:
@@ -170,7 +179,8 @@ CLAIM2_RULE = (
     f"The same test with exact-match OOD accuracy in place of target-found is reported beside "
     f"it. 'Accuracy without circuit' also needs the lens to see the bridge at all in that run: "
     f"a bridge-found rate >= {LOW} on the correctly answered ID test queries at some "
-    f"evaluation, above its chance control; otherwise the run is 'lens blind' and not counted. "
+    f"evaluation with >= {MIN_CORRECT} of them, above its chance control; otherwise the run is "
+    f"'lens blind' and not counted. "
     f"Supported if at least one run shows a dissociation; not supported if none does and every "
     f"regime's run ends with both target-found and bridge-found >= {HIGH}; otherwise "
     f"inconclusive (too few runs reached either threshold to see them come apart).")
@@ -187,21 +197,27 @@ def _dissociations(answer: list, bridge: list) -> tuple[bool, bool]:
 def timeline(steps: list[int], train: list[float | None], ood: list[float | None],
              bridge: list[float | None], bridge_id: list[float | None] | None = None,
              target: list[float | None] | None = None,
-             chance_id: list[float | None] | None = None) -> dict:
+             chance_id: list[float | None] | None = None,
+             n_correct_id: list[float | None] | None = None) -> dict:
     """Grokking timeline of one run: first steps past thresholds, final values, flags.
 
     ``ood``: exact-match OOD accuracy; ``target``: the study's 'target found' rate on the OOD
     test (None: EM stands in for it); ``bridge``: bridge-found on the OOD test.
     ``bridge_id`` (and its chance control ``chance_id``): bridge-found on the correctly answered
     ID test queries, which validates the lens (None: not checked); without a rate >= LOW there
-    above chance, 'accuracy without circuit' becomes 'lens blind'.
+    above chance, on at least MIN_CORRECT correctly answered queries (``n_correct_id``; None:
+    not known), 'accuracy without circuit' becomes 'lens blind'.
     """
     last = lambda xs: next((x for x in reversed(xs) if x is not None), None)  # noqa: E731
     answer = target if target is not None and any(t is not None for t in target) else ood
     ids = bridge_id or []
     chance = chance_id or [None] * len(ids)
-    seen = [b for b, c in zip(ids, chance) if b is not None and (c is None or b > c)]
-    max_id = max((b for b in ids if b is not None), default=None)
+    counts = n_correct_id or [None] * len(ids)
+    seen = [b for b, c, k in zip(ids, chance, counts)
+            if b is not None and (c is None or b > c) and (k is None or k >= MIN_CORRECT)]
+    # the lens-validity numbers count only evaluations with enough correct queries to mean something
+    max_id = max((b for b, k in zip(ids, counts) if b is not None and (k is None or k >= MIN_CORRECT)),
+                 default=None)
     lens_sees = bridge_id is None or (bool(seen) and max(seen) >= LOW)
     acc_without, circ_without = _dissociations(answer, bridge)
     acc_without_em, circ_without_em = _dissociations(ood, bridge)

@@ -109,6 +109,7 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
     acc = engine.accuracy_at(aug, sat_step, (IID, OOD))
     result["acc_nongrokked"], result["ood_nongrokked"] = acc.get(IID), acc.get(OOD)
     result["bridge_correct_ood"] = engine.bridge_on_correct(aug, sat_step, OOD, scale.bootstrap)
+    result["bridge_correct_iid"] = engine.bridge_on_correct(aug, sat_step, IID, scale.bootstrap)
     result["bridge_correct_ood_grokked"] = engine.bridge_on_correct(nat, None, OOD, scale.bootstrap)
     paths = engine.compare_paths(nat, aug, split=IID, n=scale.compare_queries,
                                  bootstrap=scale.bootstrap, device=study.device, step_b=sat_step)
@@ -125,22 +126,31 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
 
 
 # ---------------------------------------------------------------------------- claim 2
-def pretrain_timeline(run_dir: Path) -> dict:
-    """Claim-2 timeline of one run, by the study's lens rule (engine.study_key)."""
+def pretrain_timeline(run_dir: Path, lens_n: int | None = None) -> dict:
+    """Claim-2 timeline of one run, by the study's lens rule (engine.study_key). ``lens_n``:
+    the lens callback's sample size, to estimate (ID accuracy x sample) the correctly answered
+    queries of rows logged before the callback recorded their number."""
     rows = engine.metrics(run_dir)
     steps = [int(r["step"]) for r in rows]
+    key = engine.study_key(IID, "n_correct")
+    for r in rows:
+        if r.get(key) is None and lens_n and r.get(f"acc/{IID}") is not None:
+            r[key] = round(r[f"acc/{IID}"] * lens_n)
     return timeline(steps, _series(rows, "train_acc"), _series(rows, f"acc/{OOD}"),
                     _series(rows, engine.study_key(OOD, "bridge_found")),
                     _series(rows, engine.study_key(IID, "bridge_found_correct")),
                     target=_series(rows, engine.study_key(OOD, "target_found")),
-                    chance_id=_series(rows, engine.study_key(IID, "chance_correct")))
+                    chance_id=_series(rows, engine.study_key(IID, "chance_correct")),
+                    n_correct_id=_series(rows, engine.study_key(IID, "n_correct")))
 
 
 def stage_claim2(study: Study) -> dict:
     tls = {}
     for fam in study.families:
         for regime in REGIMES:
-            tls[f"{fam}/{regime}"] = pretrain_timeline(study.run_dir("pretrain", fam, regime))
+            run = study.run_dir("pretrain", fam, regime)
+            n_iid = engine.manifest(study.data_dir(regime))["counts"].get(IID, 0)
+            tls[f"{fam}/{regime}"] = pretrain_timeline(run, min(study.scale.lens_queries, n_iid))
     atomic_write_json(study.analysis_dir / "claim2.json",
                       {"split": OOD, "bridge_key": engine.study_key(OOD, "bridge_found"),
                        "target_key": engine.study_key(OOD, "target_found"), "rule": "study",
