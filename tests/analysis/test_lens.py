@@ -117,7 +117,7 @@ def test_lens_metrics_callback_keys_and_values(trained):
     assert set(row) == {f"lens/test_inferred_iid/{k}" for k in
                         ("bridge_found", "bridge_mrr", "bridge_found_control", "answer_found",
                          "study_bridge_found", "study_bridge_found_correct", "study_target_found",
-                         "study_chance", "study_chance_correct")}
+                         "study_chance", "study_chance_correct", "study_n_correct")}
     at_r1 = lens_metrics(model, dataset, "test_inferred_iid", n=128, bridge_positions=["r1"])
     assert at_r1["lens/test_inferred_iid/bridge_found"] >= 0.8
     assert row["lens/test_inferred_iid/bridge_found_control"] <= 0.2

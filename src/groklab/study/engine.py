@@ -13,7 +13,7 @@ import torch
 
 from groklab.analysis.compare import compare_models, difference_ci, rate_ci
 from groklab.analysis.forecast_runs import forecast_at_fraction
-from groklab.analysis.lens import lens_metrics, lens_ranks, study_rule_summary
+from groklab.analysis.lens import lens_metrics, lens_ranks, resolve_positions, study_rule_summary
 from groklab.analysis.queries import two_hop_queries
 from groklab.analysis.transfer import split_correct
 from groklab.data.config import DataConfig
@@ -178,16 +178,21 @@ def saturation_checkpoint(run_dir: str | Path, fit: float) -> int | None:
 
 
 def bridge_on_correct(run_dir: str | Path, step: int | None, split: str, bootstrap: int) -> dict:
-    """Claim 1 (a): the study lens rule on every two-hop query of ``split``; among the queries
-    the model answers correctly, the fraction with the bridge found, with a bootstrap CI, and
-    the chance control's rate on the same queries."""
+    """Claim 1 (a): the lens on every two-hop query of ``split``; among the queries the model
+    answers correctly, the fraction with the bridge found, with a bootstrap CI, and the chance
+    control's rate on the same queries. Any stage, at the family's bridge positions
+    (``GrokModel.bridge_positions``): every position for the recursive model (the study's rule),
+    r2 for causal models, whose r1 state decodes b by recalling the atomic fact h r1 -> b."""
     model, ds = load_model(run_dir, step=step, ema=True)
     res = lens_ranks(model, two_hop_queries(ds, split, model.layout))
+    spec = model.bridge_positions if isinstance(model.bridge_positions, str) else list(model.bridge_positions)
+    allowed = resolve_positions(spec, res.positions, res.causal, "bridge")
     correct = res.correct
-    found = (res.ranks["bridge"][correct] == 1).any(axis=(1, 2))
-    chance = (res.ranks["control"][correct] == 1).any(axis=(1, 2))
+    found = (res.ranks["bridge"][correct][:, :, allowed] == 1).any(axis=(1, 2))
+    chance = (res.ranks["control"][correct][:, :, allowed] == 1).any(axis=(1, 2))
     summary = study_rule_summary(res)
     return {**rate_ci(found, bootstrap, seed=0), "chance": rate_ci(chance, bootstrap, seed=1),
+            "positions": [res.positions[i] for i in allowed],
             "queries": summary["n"], "accuracy": summary["accuracy"],
             "target_found": summary["target_found"], "split": split, "step": step,
             "by_stage": summary["bridge_found_by_stage"]}

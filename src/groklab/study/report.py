@@ -318,8 +318,9 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
         ["family", "natural ID acc", "both_full stopped at step", "its ID acc", "its OOD acc",
          "(a) bridge found, correct OOD", "chance", "same, natural model", "chance",
          "(b) path similarity (ID)", "lens bridge-MRR corr", "note"], rows,
-        caption="Claim 1 evidence: (a) study lens rule on the OOD test, over the queries each "
-                "model answers correctly; (b) Pearson r of the causal-tracing grids"))
+        caption="Claim 1 evidence: (a) the lens on the OOD test, over the queries each model "
+                "answers correctly, at any stage and the family's bridge positions (recursive: "
+                "any, the study's rule; causal: r2); (b) Pearson r of the causal-tracing grids"))
     if trans:
         doc.add(D.Table(["family", "category", "natural, finetuned EM",
                          "both_full@saturation, finetuned EM", "(c) difference [95% CI] (n)"],

@@ -105,9 +105,9 @@ _TINY = _scale(
     optim={f: {**dict(weight_decay=1.0, warmup_steps=100, schedule="cosine", min_lr_ratio=0.1),
                **(RECURSIVE_TINY_OPTIM if f == "recursive" else dict(lr=5e-3))}
            for f in FAMILIES},
-    # a checkpoint at every evaluation while runs fit their training set: claim 1's
-    # non-grokked model is both_full at its first checkpoint after training saturation
-    train=dict(batch_size=256, checkpoint_every=[[900, 150], [None, 500]], plots=False),
+    # a checkpoint every 150 steps over the whole budget: claim 1's non-grokked model is
+    # both_full at its first checkpoint after training saturation
+    train=dict(batch_size=256, checkpoint_every=[[1800, 150], [None, 500]], plots=False),
     pretrain_steps={"decoder": 1500, "recursive": 1800, "looped": 1500},
     eval_every={f: 100 if f == "recursive" else 150 for f in FAMILIES},
     # Finetuning at the pretraining lr (5e-3 / 1e-2) with wd 1.0 erased the old facts that the
