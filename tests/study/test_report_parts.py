@@ -19,7 +19,8 @@ def test_html_is_self_contained_and_markdown_links_figures(tmp_path):
         D.Code("a: 1", "yaml"))
     html = D.to_html(doc)
     assert "data:image/png;base64," in html
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    assert not re.search(r"""src\s*=\s*["'](?!data:)""", html)  # links: in-page anchors only
+    assert not re.search(r"""href\s*=\s*["'](?!#)""", html)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<strong>bold</strong>" in html
     md = D.to_markdown(doc, tmp_path)

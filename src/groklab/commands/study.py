@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from groklab.errors import GroklabError, check_range
 
@@ -72,12 +71,9 @@ def run_reproduce(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    t0 = time.perf_counter()
     log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
         f"{args.device}, jobs {jobs}, out {args.out}")
-    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
-    log(f"wall time {time.perf_counter() - t0:.1f} s; report: {args.out}/report.md and "
-        f"{args.out}/report.html")
+    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()  # logs the report line
     return 0
 
 

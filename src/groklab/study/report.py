@@ -18,7 +18,7 @@ from groklab.study.compute import FORMULA
 from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, STAGE_NAMES
 from groklab.study.markers import marker_path
 from groklab.study.scales import CONTROL, REGIMES
-from groklab.train.rundir import CONFIG_NAME
+from groklab.train.rundir import CONFIG_NAME, read_summary
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -78,6 +78,7 @@ def collect(study_dir: Path) -> dict:
                 "study_bridge_ood": _final(rows, engine.study_key(OOD, "bridge_found")),
                 "study_target_ood": _final(rows, engine.study_key(OOD, "target_found")),
                 "study_chance_ood": _final(rows, engine.study_key(OOD, "chance")),
+                "device": (read_summary(runs / "pretrain" / f"{fam}-{src}") or {}).get("device"),
             }
     c1 = [_load(study_dir / "analysis" / f"claim1-{fam}.json") for fam in fams]
     c1 = [r for r in c1 if r is not None]
@@ -181,7 +182,8 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
         "runs could not decide."))
     doc.add(D.Heading(1, "Verdicts"),
             D.Table(["claim", "verdict", "evidence"],
-                    [[v["claim"], f"**{v['verdict']}**", v["reason"]] for v in ev["verdicts"]]))
+                    [[v["claim"], D.Badge(v["verdict"], "#" + D.verdict_anchor(v["claim"])), v["reason"]]
+                     for v in ev["verdicts"]]))
 
     _setup(doc, ev)
     _pretraining(doc, ev, figs)
@@ -416,8 +418,7 @@ def _positions(spec) -> str:
 
 
 def _verdict(doc: D.Document, v: dict) -> None:
-    doc.add(D.Para(f"**Verdict: {v['verdict']}.** {v['reason']}."),
-            D.Para(f"Rule: {v['rule']}"))
+    doc.add(D.Verdict(v["claim"], v["verdict"], f"{v['reason']}.", v["rule"]))
 
 
 def _setup(doc: D.Document, ev: dict) -> None:
@@ -437,7 +438,7 @@ def _setup(doc: D.Document, ev: dict) -> None:
                 "pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
                                                     for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
-                f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "
+                f"device: {_devices_used(ev)} (requested: {info.get('device')}); groklab {info.get('groklab')}, torch "
                 f"{info.get('torch')}, python {info.get('python')}; started {info.get('created')}",
             ]))
     rows = []
@@ -452,6 +453,12 @@ def _setup(doc: D.Document, ev: dict) -> None:
                   for k, m in ev["stages"].items() if m]
     doc.add(D.Table(["stage", "wall time (s)", "finished"], stage_rows,
                     caption="Stage wall times (a resumed stage shows its last run)"))
+
+
+def _devices_used(ev: dict) -> str:
+    """The devices the pretraining runs resolved to (their summary.json), e.g. ``cpu``."""
+    used = sorted({p["device"] for p in ev["pretrain"].values() if p.get("device")})
+    return ", ".join(used) or "not recorded"
 
 
 def _pretraining(doc: D.Document, ev: dict, figs: dict) -> None:
@@ -488,7 +495,8 @@ def _configs(doc: D.Document, ev: dict) -> None:
     doc.add(D.Heading(1, "Exact configuration"),
             D.Para("The study scale as resolved (`study.json`); each run's full config is its "
                    "`config.yaml`. Pretraining runs of one family differ only in `data_path`."),
-            D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml"))
+            D.Details("study scale (YAML)",
+                      [D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml")]))
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -513,5 +521,5 @@ def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
         for kind, src in (("pretrain", GROKKED), ("finetune", GROKKED)):
             path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
-                doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
-                        D.Code(path.read_text(), "yaml"))
+                doc.add(D.Details(f"`{path.relative_to(study_dir)}`",
+                                  [D.Code(path.read_text(), "yaml")]))
