@@ -106,6 +106,7 @@ def test_html_has_no_literal_markdown_and_code_stays_literal():
     assert '<a href="#verdict-1-same-path">the verdict</a>' in html
     assert "<p class=\"rule\">Rule: rule <strong>one</strong></p>" in html
     assert "2 * 3 = 6" in D._inline("2 * 3 = 6")                 # a lone star is not emphasis
+    assert D._inline("runs/*.json and *these* runs") == "runs/*.json and <em>these</em> runs"
 
 
 def test_config_dumps_fold_into_details(tmp_path):

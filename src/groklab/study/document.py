@@ -120,7 +120,7 @@ def outcome_class(outcome: str) -> str:
 _INLINE = re.compile(
     r"`(?P<code>[^`]+)`"
     r"|\*\*(?P<bold>.+?)\*\*"
-    r"|(?<![\w*])\*(?P<em>\S(?:.*?\S)?)\*(?![\w*])"
+    r"|(?<![\w*])\*(?=\w)(?P<em>[^*\n]*?\w)\*(?![\w*])"   # *word...word*, not analysis/*.json
     r"|\[(?P<label>[^\]]+)\]\((?P<url>[^)\s]+)\)")
 
 
