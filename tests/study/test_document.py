@@ -84,7 +84,11 @@ def test_toc_links_match_heading_anchors_in_both_renderings(tmp_path):
     assert "  - [Details of lens](#details-of-lens)" in md      # level 2 is nested
 
 
-def test_verdicts_are_coloured_by_outcome_and_summary_comes_first():
+def test_verdicts_are_coloured_by_outcome_and_summary_comes_first(tmp_path):
+    md = D.to_markdown(_doc(), tmp_path)
+    assert md.startswith("# Report\n\n## What this study found\n\n> Of three claims, one is "
+                         "**supported**.\n\n## Contents\n")
+    assert "**Verdict: not supported.** no run came apart." in md
     html = D.to_html(_doc())
     page = parse(html)
     assert page.verdicts == ["supported", "not-supported", "inconclusive"]
