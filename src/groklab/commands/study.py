@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from groklab.errors import GroklabError, check_range
 
@@ -80,9 +79,9 @@ def run_reproduce(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    t0 = time.perf_counter()
     log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
         f"{args.device}, jobs {jobs}, out {args.out}")
+<<<<<<< HEAD
     seeds = check_range("seeds", args.seeds, 1, 100)
     if args.vary_graph and seeds == 1:
         raise GroklabError("vary_graph=True is invalid with seeds=1 (allowed: --vary-graph with "
@@ -95,6 +94,9 @@ def run_reproduce(args) -> int:
                     device=args.device, jobs=jobs, log=log).run()
     log(f"wall time {time.perf_counter() - t0:.1f} s; report: {args.out}/report.md and "
         f"{args.out}/report.html")
+=======
+    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()  # logs the report line
+>>>>>>> ux
     return 0
 
 

@@ -225,7 +225,8 @@ class Study:
         t_all = time.perf_counter()
         with _sigterm_as_interrupt():
             self._run_stages(stages, done)
-        self.log(f"study finished in {time.perf_counter() - t_all:.1f} s: {self.out / 'report.md'}")
+        self.log(f"study finished in {time.perf_counter() - t_all:.1f} s; report: "
+                 f"{self.out / 'report.md'} and {self.out / 'report.html'}")
         return done
 
     def _run_stages(self, stages: tuple[str, ...], done: dict) -> None:

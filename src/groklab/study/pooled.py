@@ -165,7 +165,7 @@ def build_pooled(pooled: dict, info: dict, figs: dict[str, Path], seed_dirs: lis
     n = pooled["seeds"]
     doc = D.Document(f"groklab study report: 'Is Grokking Worthwhile?' at scale {scale['name']}, "
                      f"{n} seeds")
-    doc.add(D.Para(summary_paragraph(pooled["verdicts"], n)))
+    doc.add(D.Summary(summary_paragraph(pooled["verdicts"], n)))
     doc.add(D.Para(
         f"Pooled over {n} seeds (train.seed 0-{n - 1}; "
         + ("each seed its own graph" if info.get("vary_graph") else

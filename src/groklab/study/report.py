@@ -18,7 +18,7 @@ from groklab.study.compute import FORMULA
 from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, STAGE_NAMES
 from groklab.study.markers import marker_path
 from groklab.study.scales import CONTROL, REGIMES
-from groklab.train.rundir import CONFIG_NAME
+from groklab.train.rundir import CONFIG_NAME, read_summary
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -86,6 +86,7 @@ def collect(study_dir: Path) -> dict:
                 "study_target_ood": _final(rows, engine.study_key(OOD, "target_found")),
                 "study_chance_ood": _final(rows, engine.study_key(OOD, "chance")),
                 "grokking": _grokking(rows, info["scale"].get("ood_target", 0.5)),
+                "device": (read_summary(runs / "pretrain" / f"{fam}-{src}") or {}).get("device"),
             }
     c1 = [_load(study_dir / "analysis" / f"claim1-{fam}.json") for fam in fams]
     c1 = [r for r in c1 if r is not None]
@@ -187,7 +188,7 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
         f"Scale `{scale['name']}` is far smaller than the study's: verdicts say what *these* runs "
         "show, by the rules stated under each claim, and 'inconclusive at this scale' means the "
         "runs could not decide."))
-    doc.add(D.Para(summary_paragraph(ev["verdicts"], 1)))
+    doc.add(D.Summary(summary_paragraph(ev["verdicts"], 1)))
     verdict_blocks(doc, ev["verdicts"])
 
     _setup(doc, ev)
@@ -229,7 +230,7 @@ def summary_paragraph(verdicts: list[dict], seeds: int) -> str:
                  "data: waiting was not much costlier")
     seed_txt = (f"pooled over {seeds} seeds" if seeds > 1 else
                 "one seed (seed 0: intervals are within-seed sampling only)")
-    return (f"**What this study found** ({seed_txt}): " + "; ".join(bits) + f". In short, {worth}.")
+    return (f"{seed_txt[0].upper()}{seed_txt[1:]}: " + "; ".join(bits) + f". In short, {worth}.")
 
 
 def verdict_blocks(doc: D.Document, verdicts: list[dict]) -> None:
@@ -238,7 +239,7 @@ def verdict_blocks(doc: D.Document, verdicts: list[dict]) -> None:
     for v in verdicts:
         fam = v.get("per_family") or {}
         per = "; ".join(f"{f}: {x['verdict']}" for f, x in fam.items()) or "—"
-        rows.append([v["claim"], f"**{v['verdict']}**", per,
+        rows.append([v["claim"], D.Badge(v["verdict"], "#" + D.verdict_anchor(v["claim"])), per,
                      "; ".join(v.get("decide") or []) or "—", v["reason"]])
     doc.add(D.Heading(1, "Verdicts"),
             D.Table(["claim", "verdict", "per family", "what would decide it", "evidence"], rows,
@@ -482,13 +483,10 @@ def _positions(spec) -> str:
 
 
 def _verdict(doc: D.Document, v: dict) -> None:
-    doc.add(D.Para(f"**Verdict: {v['verdict']}.** {v['reason']}."))
-    if v.get("per_family"):
-        doc.add(D.Bullets([f"{f}: {x['verdict']} ({'; '.join(x['why'])})"
-                           for f, x in v["per_family"].items()]))
+    text = f"{v['reason']}."
     if v.get("decide"):
-        doc.add(D.Para("What would decide it: " + "; ".join(v["decide"]) + "."))
-    doc.add(D.Para(f"Rule: {v['rule']}"))
+        text += " What would decide it: " + "; ".join(v["decide"]) + "."
+    doc.add(D.Verdict(v["claim"], v["verdict"], text, v["rule"]))
 
 
 def _setup(doc: D.Document, ev: dict) -> None:
@@ -514,7 +512,7 @@ def _setup(doc: D.Document, ev: dict) -> None:
                         (scale.get("source_steps") or {}).get(f, {}).items())
                     for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
-                f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "
+                f"device: {_devices_used(ev)} (requested: {info.get('device')}); groklab {info.get('groklab')}, torch "
                 f"{info.get('torch')}, python {info.get('python')}; started {info.get('created')}",
             ]))
     rows = []
@@ -529,6 +527,12 @@ def _setup(doc: D.Document, ev: dict) -> None:
                   for k, m in ev["stages"].items() if m]
     doc.add(D.Table(["stage", "wall time (s)", "finished"], stage_rows,
                     caption="Stage wall times (a resumed stage shows its last run)"))
+
+
+def _devices_used(ev: dict) -> str:
+    """The devices the pretraining runs resolved to (their summary.json), e.g. ``cpu``."""
+    used = sorted({p["device"] for p in ev["pretrain"].values() if p.get("device")})
+    return ", ".join(used) or "not recorded"
 
 
 def _pretraining(doc: D.Document, ev: dict, figs: dict) -> None:
@@ -573,7 +577,8 @@ def _configs(doc: D.Document, ev: dict) -> None:
     doc.add(D.Heading(1, "Exact configuration"),
             D.Para("The study scale as resolved (`study.json`); each run's full config is its "
                    "`config.yaml`. Pretraining runs of one family differ only in `data_path`."),
-            D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml"))
+            D.Details("study scale (YAML)",
+                      [D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml")]))
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -598,5 +603,5 @@ def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
         for kind, src in (("pretrain", GROKKED), ("finetune", GROKKED)):
             path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
-                doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
-                        D.Code(path.read_text(), "yaml"))
+                doc.add(D.Details(f"`{path.relative_to(study_dir)}`",
+                                  [D.Code(path.read_text(), "yaml")]))
