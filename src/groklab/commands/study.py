@@ -81,22 +81,16 @@ def run_reproduce(args) -> int:
 
     log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
         f"{args.device}, jobs {jobs}, out {args.out}")
-<<<<<<< HEAD
     seeds = check_range("seeds", args.seeds, 1, 100)
     if args.vary_graph and seeds == 1:
         raise GroklabError("vary_graph=True is invalid with seeds=1 (allowed: --vary-graph with "
                            "--seeds N, N >= 2)")
-    if seeds == 1:
+    if seeds == 1:       # the study logs the report line itself
         Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
     else:
         from groklab.study.seeds import SeededStudy
         SeededStudy(args.out, scale, families, seeds, vary_graph=args.vary_graph,
                     device=args.device, jobs=jobs, log=log).run()
-    log(f"wall time {time.perf_counter() - t0:.1f} s; report: {args.out}/report.md and "
-        f"{args.out}/report.html")
-=======
-    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()  # logs the report line
->>>>>>> ux
     return 0
 
 
