@@ -173,7 +173,8 @@ CLAIM1_RULE = (
     f"queries), (b)'s CI lies below {SIMILAR}, or some (c) CI lies entirely outside "
     f"+-{TRANSFER_EQUIV}. (a) counts only where the lens sees the bridge at all: if the same "
     f"model's bridge-found rate on >= {MIN_CORRECT} correctly answered ID queries is below "
-    f"{LOW}, a low (a) is 'lens blind' and leaves the claim undecided. Otherwise inconclusive, "
+    f"{LOW} or not above its chance control, a low (a) is 'lens blind' and leaves the claim "
+    f"undecided. Otherwise inconclusive, "
     f"naming what was missing. " + OVERALL_RULE + " The phi = max control is an extra row.")
 
 
@@ -193,13 +194,16 @@ def _claim1_family(r: dict) -> tuple[str, list[str]]:
     a = r.get("bridge_correct_ood") or {}
     lens = r.get("bridge_correct_iid") or {}
     a_val, (a_lo, a_hi) = value(a), interval(a)
-    blind = (lens.get("n") or 0) >= MIN_CORRECT and (value(lens) or 0) < LOW
+    chance = value(lens.get("chance") or {})
+    blind = (lens.get("n") or 0) >= MIN_CORRECT and (
+        (value(lens) or 0) < LOW or (chance is not None and (value(lens) or 0) <= chance))
     if (a.get("n") or 0) < MIN_CORRECT:
         missing.append(f"(a) only {a.get('n') or 0} correct OOD predictions (< {MIN_CORRECT})")
     elif blind and (a_val or 0) < HIGH:
         missing.append(f"(a) lens blind: the bridge is found on {_f(a_val)} of the correct "
                        f"OOD predictions, but also on only {_f(value(lens))} of the "
-                       f"{lens['n']} correct ID answers, so a low rate says nothing")
+                       f"{lens['n']} correct ID answers (chance {_f(chance)}), so a low rate "
+                       "says nothing")
     elif a_hi is not None and a_hi < LOW:
         fails.append(f"(a) bridge found on {_f(a_val)} [{_f(a_lo)}, {_f(a_hi)}] of correct OOD "
                      "predictions")

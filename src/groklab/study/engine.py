@@ -6,7 +6,6 @@ Everything here is a thin call into another layer's public API (docs/architectur
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from groklab.data.config import DataConfig
 from groklab.data.dataset import MANIFEST_NAME, load_dataset, make_dataset
 from groklab.data.injection import inject_dataset
 from groklab.errors import GroklabError
-from groklab.models import ModelConfig, build_model, count_params
-from groklab.models.registry import MODEL_CLASSES
+from groklab.models import ModelConfig, count_params
+from groklab.models.registry import MODEL_CLASSES, build_shape_only
 from groklab.study.scales import StudyScale
 from groklab.train import evaluate, load_model, rundir, train_run
 from groklab.train.checkpoints import checkpoint_steps
@@ -124,29 +123,9 @@ def metrics(run_dir: str | Path) -> list[dict]:
     return rundir.read_metrics(run_dir)
 
 
-_INIT_FNS = ("normal_", "trunc_normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_",
-             "xavier_uniform_", "xavier_normal_", "zeros_", "ones_", "constant_", "orthogonal_")
-
-
-@contextlib.contextmanager
-def _without_init():
-    """torch.nn.init's initialisers as no-ops: a model built only to be counted need not be
-    initialised (the paper-scale TRM's truncated-normal init costs tens of CPU seconds; the meta
-    device costs as much in first-use imports)."""
-    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FNS}
-    try:
-        for name in _INIT_FNS:
-            setattr(torch.nn.init, name, lambda tensor, *a, **k: tensor)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
-
-
 def n_params(model: dict, vocab_size: int) -> int:
-    """Parameter count of a model config (built uninitialised, then dropped)."""
-    with _without_init():
-        return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
+    """Parameter count of a model config (built on the meta device, uninitialised)."""
+    return int(count_params(build_shape_only(ModelConfig.from_dict(model), vocab_size)))
 
 
 def vocab_size(data_dir: str | Path) -> int:

@@ -41,7 +41,7 @@ def curves(path: Path, title: str, panels: dict[str, dict[str, tuple[list, list]
             pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
             if pts:
                 ax.plot(*zip(*pts), label=label, lw=1.4,
-                        ls="--" if label.startswith("bridge") else "-")
+                        ls=":" if "chance" in label else "--" if label.startswith("bridge") else "-")
         ax.set_title(name, fontsize=10)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("step")

@@ -144,6 +144,12 @@ def draw(ev: dict, study_dir: Path) -> dict[str, Path]:
                 "ID test acc": (steps, [r.get(f"acc/{IID}") for r in rows]),
                 "OOD test acc": (steps, [r.get(f"acc/{OOD}") for r in rows]),
                 "bridge found (OOD)": (steps, [r.get(engine.bridge_key(OOD)) for r in rows]),
+                "bridge found, chance control (OOD)": (
+                    steps, [r.get(engine.bridge_key(OOD) + "_control") for r in rows]),
+                "bridge found, correct ID (study rule)": (
+                    steps, [r.get(engine.study_key(IID, "bridge_found_correct")) for r in rows]),
+                "bridge found, correct ID, chance control": (
+                    steps, [r.get(engine.study_key(IID, "chance_correct")) for r in rows]),
             }
         out[f"curves-{fam}"] = figures.curves(
             figdir / f"curves-{fam}.png", f"{fam}: accuracy and bridge-found over pretraining", panels)
@@ -565,9 +571,16 @@ def _pretraining(doc: D.Document, ev: dict, figs: dict) -> None:
                          "study rule: bridge found OOD (chance)", "study rule: target found OOD"],
                         rows,
                         caption=f"Pretraining, {fam}: final evaluation of each run. groklab rule: "
-                                f"bridge top-1 at {pos}; study rule: at any stage and position"))
+                                f"bridge top-1 at {pos}; study rule: at any stage and position. "
+                                f"n: {_test_sizes(ev)}; lens rates on at most "
+                                f"{ev['study']['scale'].get('lens_queries')} queries per split"))
         if f"curves-{fam}" in figs:
             doc.add(D.Figure(figs[f"curves-{fam}"], f"{fam}: curves per regime"))
+
+
+def _test_sizes(ev: dict) -> str:
+    counts = ev["data"].get(GROKKED, {}).get("counts", {})
+    return f"ID test {counts.get(IID, '?')}, OOD test {counts.get(OOD, '?')} queries (natural data)"
 
 
 def _configs(doc: D.Document, ev: dict) -> None:

@@ -118,14 +118,17 @@ _TINY = _scale(
     # a checkpoint every 150 steps over the whole budget: claim 1's non-grokked model is
     # both_full at its first checkpoint after training saturation
     train=dict(batch_size=256, checkpoint_every=[[1800, 150], [None, 500]], plots=False),
-    pretrain_steps={"decoder": 1500, "recursive": 1800, "looped": 1500},
-    eval_every={f: 100 if f == "recursive" else 150 for f in FAMILIES},
+    pretrain_steps={"decoder": 1500, "recursive": 1000, "looped": 1500},
+    eval_every={f: 250 if f == "decoder" else 200 for f in FAMILIES},
     # Finetuning at the pretraining lr (5e-3 / 1e-2) with wd 1.0 erased the old facts that the
     # replay does not hold (ID atomic EM 1.0 -> .25 / .47 in 200 steps), i.e. the second hop of
     # new_old queries; lr 3e-4 without weight decay keeps them (.99 decoder, .91 recursive at
     # 500 steps) and learns the new facts (docs/study.md, scales).
-    finetune_steps=600,
-    finetune_eval_every=50,
+    # 250 finetune steps: every pretrained model of the measured demo (2026-12-02) had learned
+    # the new facts (EM >= .9) by step 50 (decoder) / 200 (recursive) and new_old was flat from
+    # step 150 on (docs/study.md, scales)
+    finetune_steps=250,
+    finetune_eval_every=125,
     finetune_optim={f: dict(lr=3e-4, weight_decay=0.0, warmup_steps=20, schedule="constant")
                     for f in FAMILIES},
     lens_queries=100,
@@ -134,13 +137,17 @@ _TINY = _scale(
 )
 
 # `groklab reproduce --scale cpu --seeds 3`: the tiny graph and models with the natural runs
-# long enough for claim 4 (both_full reaches OOD >= .5 at ~750 steps (decoder) / ~500 (TRM) at
-# tiny scale, so a censored natural run bounds the speed-up at >= 5x only beyond 3,750 / 2,500
-# steps), meant to be pooled over seeds; <= 60 min on an idle 2-core CPU (docs/study.md).
+# long enough for claim 4 (both_full reached OOD >= .5 at 750 steps (decoder) / 1,500 (TRM) in
+# the measured demo, so a censored natural run bounds the speed-up at >= 5x only beyond 3,750 /
+# 7,500 steps), meant to be pooled over seeds (cost: docs/study.md).
 _CPU = replace(
     _TINY, name="cpu",
-    source_steps={"decoder": {"natural": 5000}, "recursive": {"natural": 3000}},
+    pretrain_steps={"decoder": 1500, "recursive": 1800, "looped": 1500},
+    source_steps={"decoder": {"natural": 4000}, "recursive": {"natural": 7500}},
+    eval_every={f: 150 if f == "decoder" else 100 for f in FAMILIES},
     train=dict(_TINY.train, checkpoint_every=[[2000, 150], [None, 500]]),
+    finetune_steps=400,
+    finetune_eval_every=50,
 )
 
 _SMALL = _scale(

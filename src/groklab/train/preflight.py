@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 import groklab.models as models
+from groklab.models.registry import build_shape_only
 from groklab.data import Dataset, check_generation_memory
 from groklab.data.vocab import comparison_vocab, composition_vocab
 from groklab.errors import GroklabError, bad_value
@@ -46,8 +47,7 @@ def preflight(cfg, device: torch.device, dataset: Dataset | None = None) -> None
     check_memory(subject, model_state_bytes(lower, cfg.optim),
                  f"training a model of at least {lower:,} parameters", free)
     try:
-        with torch.device("meta"):
-            model = models.build_model(m, vocab_size)
+        model = build_shape_only(m, vocab_size)
     except GroklabError:
         raise
     except Exception as exc:  # whatever torch refuses about these shapes
