@@ -181,7 +181,8 @@ def _ood_set(graph: Graph, k: int, rule: str, cap: int, rng: np.random.Generator
     if n_chains(graph, every, k) <= ENUM_LIMIT:
         chains = enumerate_chains(graph, every, k)
         return chains[graph.is_ood[chains].any(axis=1)], total
-    any_ood = (lambda c: graph.is_ood[c].any(axis=1))
+    def any_ood(c):
+        return graph.is_ood[c].any(axis=1)
     return _sorted(distinct_sample(graph, every, k, min(cap, total), rng, any_ood)), total
 
 
