@@ -8,6 +8,8 @@ equals the run's own metrics at that checkpoint exactly (same model, probes and 
 
 from __future__ import annotations
 
+import numpy as np
+
 from groklab.data.khop import hop_probes
 from groklab.models.depth import depth_of
 from groklab.train.depth import depth_label, evaluate_at
@@ -38,6 +40,35 @@ def depth_table(model, dataset, depths: list[tuple[int, ...]] | None = None,
             "trained": depth_label(model, trained) if trained else "trained",
             "iid": [list(r) for r in zip(*iid)], "ood": [list(r) for r in zip(*ood)],
             "atomic": dict(zip(atomic, [list(r) for r in zip(*atom)]))}
+
+
+def majority_rate(split) -> float | None:
+    """Accuracy of always answering the split's most common target (the comparison task's
+    majority-class baseline: its three labels are far from balanced)."""
+    if not len(split):
+        return None
+    return float(np.bincount(np.asarray(split.target)).max() / len(split))
+
+
+def probe_table(model, dataset, depths=None, batch_size: int = 4096) -> dict:
+    """Every probe's accuracy per depth beside its majority-class rate (any task)."""
+    trained = depth_of(model)
+    depths = [tuple(d) for d in depths] if depths else [trained]
+    names = list(dataset.probe_names)
+    accs = [evaluate_at(model, dataset, d if trained else None, names, batch_size) for d in depths]
+    return {"labels": [depth_label(model, d) if trained else "trained" for d in depths],
+            "probes": {n: {"accuracy": [a[n] for a in accs], "majority": majority_rate(dataset.split(n)),
+                           "n": len(dataset.split(n))} for n in names}}
+
+
+def format_probe_table(t: dict) -> str:
+    width = max(len(n) for n in t["probes"]) + 2
+    lines = [f"{'probe':<{width}}" + "".join(f"{x:>10}" for x in t["labels"]) + "  majority      n"]
+    for name, p in t["probes"].items():
+        maj = "-" if p["majority"] is None else f"{p['majority']:.3f}"
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>10.3f}" for v in p["accuracy"])
+                     + f"  {maj:>8} {p['n']:>6}")
+    return "\n".join(lines)
 
 
 def format_table(t: dict, kind: str = "iid") -> str:

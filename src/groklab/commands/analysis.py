@@ -376,7 +376,7 @@ def cmd_trace(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from groklab.analysis.depth import depth_table, format_table
+    from groklab.analysis.depth import depth_table, format_probe_table, format_table, probe_table
     from groklab.analysis.io import load_at, output_paths, write_json
     from groklab.analysis.plots import heatmaps
     from groklab.models.depth import check_depth
@@ -387,6 +387,14 @@ def cmd_evaluate(args) -> int:
     model, dataset, step = load_at(args.run, args.step, device)
     field = "loops" if args.loops else "cycles"
     depths = [check_depth(model, d, field) for d in parse_depths(args.loops, args.cycles)]
+    if dataset.task != "composition":  # no hop counts: every probe beside its majority rate
+        t = probe_table(model, dataset, depths)
+        json_path, _ = output_paths(args.run, f"evaluate_step{step}", args.out)
+        write_json(json_path, t, started, command="evaluate", run=str(args.run), step=step)
+        print(f"{args.run}@{step} ({model.cfg.family}, task {dataset.task})")
+        print(format_probe_table(t))
+        print(f"wrote {json_path}")
+        return 0
     t = depth_table(model, dataset, depths)
     json_path, png_path = output_paths(args.run, f"evaluate_step{step}", args.out)
     rows = [f"{k}h{'*' if h else ''}" for k, h in zip(t["hops"], t["heldout"])]
