@@ -64,7 +64,7 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
 # ---------------------------------------------------------------- lens: bridge order
 
 def bridge_order(model, queries: Queries, bridges: np.ndarray, batch_size: int = 256,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, positions: list[str] | None = None) -> dict:
     """Stage x hop map of where each bridge is first decoded (JSON-ready).
 
     ``first_stage[s][i]``: fraction of queries whose b_(i+1) is first the top-1 decode (at any
@@ -73,7 +73,9 @@ def bridge_order(model, queries: Queries, bridges: np.ndarray, batch_size: int =
     ``in_order``: among queries where every bridge is found, the fraction with strictly
     increasing first stages (``in_order_or_tied``: non-decreasing); ``control``: the same
     found rate for a random entity that is none of the query's h, bridges and t (chance).
-    Also over the queries answered correctly (``*_correct``)."""
+    Also over the queries answered correctly (``*_correct``). ``positions``: count decodes at
+    these position labels only (e.g. ``["r3"]``, the answer position of a causal model: a causal
+    model's state at r_i is its state for the prefix query h r1 .. ri); None = every position."""
     stages = model.lens_stages()
     device = model_device(model)
     n, k1 = bridges.shape
@@ -96,13 +98,20 @@ def bridge_order(model, queries: Queries, bridges: np.ndarray, batch_size: int =
                                               for j in range(toks.shape[1])], dim=-1))
             hits.append(torch.stack(per_stage, dim=1).cpu())     # (B, S, T, k-1 + 1)
     hit = torch.cat(hits).numpy()
+    labels = list(queries.positions)
+    if positions is not None:
+        bad = [p for p in positions if p not in labels]
+        if bad or not positions:
+            raise bad_value("positions", ",".join(positions), "labels from " + ", ".join(labels))
+        idx = [labels.index(p) for p in positions]
+        hit, labels = hit[:, :, idx], [labels[i] for i in idx]
     correct = torch.cat(preds).numpy() == queries.target.numpy()
-    out = _order_summary(hit[..., :k1], stages, queries.positions)
+    out = _order_summary(hit[..., :k1], stages, labels)
     ctrl = hit[..., k1].any(axis=(1, 2))
     out.update({"n": int(n), "hops": k1 + 1, "accuracy": float(correct.mean()),
                 "n_correct": int(correct.sum()), "control": float(ctrl.mean())})
     if correct.any():
-        sub = _order_summary(hit[correct][..., :k1], stages, queries.positions)
+        sub = _order_summary(hit[correct][..., :k1], stages, labels)
         out.update({f"{key}_correct": sub[key] for key in ("found", "in_order", "in_order_or_tied",
                                                             "first_stage", "mean_first_stage")})
     out["split"] = queries.split

@@ -252,10 +252,13 @@ def _lens_bridge_order(args, model, dataset, step, run, started) -> int:
     if bridges.shape[1] == 0:
         from groklab.errors import bad_value
         raise bad_value("split", args.split, "a split of compositions (2 or more hops)")
-    s = bridge_order(model, queries, bridges, seed=args.seed)
+    positions = None if args.positions in ("auto", "all") else _positions(args.positions)
+    s = bridge_order(model, queries, bridges, seed=args.seed, positions=positions)
     depth = f"_{args.eval_loops or args.eval_cycles}".replace(",", "x") if (
         args.eval_loops or args.eval_cycles) else ""
-    json_path, png_path = output_paths(args.run, f"lens_order_{args.split}_step{step}{depth}", args.out)
+    where = "" if positions is None else "_at_" + "-".join(positions)
+    json_path, png_path = output_paths(args.run, f"lens_order_{args.split}_step{step}{depth}{where}",
+                                       args.out)
     heatmaps([("first decoded (stage)", s["first_stage"]), ("top-1 at stage", s["top1"])],
              s["stages"], s["bridges"], png_path,
              title=f"{run.path.name}@{step} bridge order, {args.split} (n={s['n']})")
@@ -269,7 +272,8 @@ def _lens_bridge_order(args, model, dataset, step, run, started) -> int:
         return 0
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"{run.path.name}@{step} {args.split} ({s['hops']} hops) n={s['n']} accuracy "
-          f"{s['accuracy']:.3f}; chance control {s['control']:.3f}")
+          f"{s['accuracy']:.3f}; chance control {s['control']:.3f}; positions "
+          + ", ".join(s["positions"]))
     print("found: " + ", ".join(f"{b} {v:.3f}" for b, v in zip(s["bridges"], s["found"]))
           + f"; all found {s['all_found']:.3f}, in order {fmt(s['in_order'])} (ties allowed "
           f"{fmt(s['in_order_or_tied'])})")
@@ -279,6 +283,10 @@ def _lens_bridge_order(args, model, dataset, step, run, started) -> int:
         print(f"{stage:>{width}}  " + "  ".join(f"{v:6.3f}" for v in row))
     print("mean first stage: " + ", ".join(f"{b} {fmt(v)}" for b, v in
                                            zip(s["bridges"], s["mean_first_stage"])))
+    where = [max(range(len(s["positions"])), key=lambda p: s["first_position"][p][j])
+             for j in range(len(s["bridges"]))]
+    print("most common first position: " + ", ".join(f"{b} {s['positions'][p]}"
+                                                      for b, p in zip(s["bridges"], where)))
     print(f"wrote {json_path} and {png_path}")
     return 0
 
