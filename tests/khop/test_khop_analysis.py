@@ -45,10 +45,16 @@ def test_order_summary_on_known_hits():
 @pytest.mark.parametrize("family", ["decoder", "looped", "recursive"])
 def test_bridge_order_map_shapes_and_rates(ds, family):
     model = _model(family, ds.vocab_size)
-    q, bridges = khop_queries(ds, "test_inferred_iid_h3", model.layout, n=40)
-    assert q.tokens.shape[1] == 4 and bridges.shape == (len(q), 2)
-    assert q.positions[:4] == ["h", "r1", "r2", "r3"]
+    q, bridges = khop_queries(ds, "test_inferred_iid_h3", model.layout)
+    assert q.tokens.shape[1] == 5 and bridges.shape == (len(q), 2)  # padded to the 4-hop width
+    assert q.positions[:4] == ["h", "r1", "r2", "r3"] and len(q.positions) == q.input_ids.shape[1]
+    # the lens' own answers equal the trained evaluation path (full-width inputs)
+    acc = (model.answer_forward(q.input_ids, q.answer_pos).argmax(-1) == q.target).float().mean()
     s = bridge_order(model, q, bridges)
+    assert s["accuracy"] == pytest.approx(float(acc))
+    from groklab.train.evaluate import evaluate
+    if len(q) == len(ds.split("test_inferred_iid_h3")):
+        assert s["accuracy"] == pytest.approx(evaluate(model, ds, ["test_inferred_iid_h3"])["test_inferred_iid_h3"])
     assert s["hops"] == 3 and s["bridges"] == ["b1", "b2"]
     assert np.array(s["first_stage"]).shape == (len(model.lens_stages()), 2)
     for j in range(2):  # the first-decode distribution sums to the found rate
@@ -65,9 +71,9 @@ def test_khop_counterfactuals_follow_the_graph(ds):
         assert cf.stats["with_counterfactual"] == len(cf.clean) > 0
         for a, b, t in zip(cf.clean.tokens.tolist(), cf.corrupted.tokens.tolist(),
                            cf.corrupted.target.tolist()):
-            assert [i for i in range(4) if a[i] != b[i]] == [j]
+            assert [i for i in range(len(a)) if a[i] != b[i]] == [j]
             e = b[0]
-            for r in b[1:]:
+            for r in b[1:4]:
                 e = tail[(e, r)]   # the corrupted chain exists
             assert e == t
         assert (cf.clean.target != cf.corrupted.target).all()

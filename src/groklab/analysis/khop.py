@@ -24,8 +24,17 @@ from groklab.errors import GroklabError, bad_value, check_range
 from groklab.models import make_inputs
 
 
-def khop_labels(k: int, layout) -> list[str]:
-    return ["h", *(f"r{i}" for i in range(1, k + 1))] + EXTRA_LABELS[layout_of(layout)]
+def khop_labels(k: int, layout, width: int | None = None) -> list[str]:
+    """Position labels of a k-hop query padded to ``width`` tokens: ``h r1 .. rk``, the
+    layout's slots (``mask`` / ``ans end``) right after the query, then ``pad`` positions."""
+    labels = ["h", *(f"r{i}" for i in range(1, k + 1))] + EXTRA_LABELS[layout_of(layout)]
+    extra = (width or k + 1) - (k + 1)
+    return labels + [f"pad{i}" for i in range(1, extra + 1)]
+
+
+def query_hops(queries: Queries) -> int:
+    """k of k-hop queries (their ``r_i`` position labels)."""
+    return sum(1 for p in queries.positions if p[:1] == "r" and p[1:].isdigit())
 
 
 def split_hops(dataset, split: str) -> int:
@@ -40,7 +49,9 @@ def split_hops(dataset, split: str) -> int:
 
 def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 0
                  ) -> tuple[Queries, np.ndarray]:
-    """(queries, bridges (N, k-1)) of ``split`` for a model of ``layout``; a seeded sample of n."""
+    """(queries, bridges (N, k-1)) of ``split`` for a model of ``layout``; a seeded sample of n.
+    Inputs keep the dataset's full width (``<pad>`` after the query) as in training: a
+    non-causal model sees those positions, so a shorter input would be another computation."""
     if dataset.manifest.get("task", "composition") != "composition":
         raise bad_value("dataset.task", dataset.manifest.get("task"),
                         "composition (k-hop lens and tracing need bridges)")
@@ -52,12 +63,12 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
         check_range("n", n, 1)
         if n < len(rows):
             rows = np.sort(np.random.default_rng([seed, 4]).choice(rows, size=n, replace=False))
-    tokens = np.asarray(data.tokens[rows, :k + 1], dtype=np.int64)
+    tokens = np.asarray(data.tokens[rows], dtype=np.int64)
     input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), k + 1), layout)
     q = Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64), input_ids,
                 answer_pos, torch.as_tensor(np.asarray(data.target[rows]), dtype=torch.long),
                 torch.as_tensor(np.asarray(data.bridge[rows]), dtype=torch.long),
-                khop_labels(k, layout), layout)
+                khop_labels(k, layout, tokens.shape[1]), layout)
     return q, np.asarray(data.bridges[rows, :k - 1], dtype=np.int64)
 
 
@@ -173,7 +184,7 @@ def khop_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
                          match_kind: bool = True) -> Counterfactuals:
     """Each query with the token at ``corrupt`` replaced (seeded order over candidates) so that
     the chain exists, the answer changes and (``match_kind``) every hop keeps its OOD kind."""
-    k = queries.tokens.shape[1] - 1
+    k = query_hops(queries)
     j = corrupt_index(corrupt, k)
     cfg = dataset.config
     E, R = int(cfg["entities"]), int(cfg["relations"])
@@ -184,7 +195,7 @@ def khop_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
 
     def walk(tokens):
         e, kinds = int(tokens[0]), []
-        for r in tokens[1:]:
+        for r in tokens[1:k + 1]:
             if (e, int(r)) not in tail:
                 return None, None
             kinds.append((e, int(r)) in ood)
@@ -210,7 +221,7 @@ def khop_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
             break
     keep = np.asarray(keep, dtype=np.int64)
     clean = queries.subset(keep)
-    tokens = np.asarray(new_tokens, dtype=np.int64).reshape(len(keep), k + 1)
+    tokens = np.asarray(new_tokens, dtype=np.int64).reshape(len(keep), queries.tokens.shape[1])
     ids, pos = make_inputs(tokens, np.full(len(keep), k + 1), queries.layout)
     corrupted = Queries(queries.split, clean.index.copy(), tokens, clean.flags.copy(), ids, pos,
                         torch.as_tensor(np.asarray(new_target, dtype=np.int64)),
