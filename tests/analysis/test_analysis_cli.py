@@ -42,6 +42,27 @@ def test_lens_trace_compare_write_json_and_png(trained_run, capsys):
     assert "bridge found" in text and "trace restored corr" in text
 
 
+def test_trace_prints_tables_or_one_json_object(trained_run, tmp_path, capsys):
+    out = tmp_path / "t.json"
+    assert main(["trace", str(trained_run), "--n", "60", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    saved = _read(out)
+    assert "{" not in text and "[" not in text                    # no raw dict or list
+    assert "restored: share of answers restored" in text and "changed: share" in text
+    lines = text.splitlines()
+    head = lines.index(next(x for x in lines if x.startswith("restored:")))
+    assert lines[head + 1].split() == ["stage", *saved["positions"]]
+    top = lines[head + 3].split()                                  # latest stage first
+    assert top[0] == "b1.post" and [float(v) for v in top[1:]] == pytest.approx(
+        saved["restored"][-1], abs=5e-4)
+
+    assert main(["trace", str(trained_run), "--n", "60", "--out", str(out), "--json"]) == 0
+    cap = capsys.readouterr()
+    obj = json.loads(cap.out)                                      # stdout is exactly one object
+    assert obj["restored"] == saved["restored"] and obj["stages"] == saved["stages"]
+    assert obj["step"] == 1250 and obj["corrupt"] == "r1" and "wrote" in cap.err
+
+
 def test_lens_all_steps_curve_and_out_option(trained_run, tmp_path):
     target = tmp_path / "elsewhere" / "curve.json"
     before = sorted(p.name for p in (trained_run / "analysis").glob("*")) \

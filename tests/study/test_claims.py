@@ -42,11 +42,19 @@ def test_claim2_verdicts():
     assert C.judge_claim2(coupled).verdict == C.NOT_SUPPORTED
 
 
-def _c1(fam, sim, lo, hi, a=0.95, b=0.97, bridge=(0.95, 0.9, 1.0, 40), diff=(0.0, -0.1, 0.1)):
-    """Claim-1 evidence of one family: (b) path similarity and CI, (a) bridge found on correct
-    OOD predictions (value, CI, n), (c) one transfer difference with its CI."""
-    return {"family": fam, "acc_grokked": a, "acc_nongrokked": b,
-            "path": {"value": sim, "ci": [lo, hi]},
+GROKKED = {"label": C.GROKKED_LABEL, "why": "grokked: fit at 500, ID >= .9 at 2,000"}
+DISSIMILAR = {"value": 0.2, "ci": [-0.1, 0.5], "n": 40, "step": 500}
+
+
+def _c1(fam, sim, lo, hi, a=0.95, b=0.97, bridge=(0.95, 0.9, 1.0, 40), diff=(0.0, -0.1, 0.1),
+        neg=DISSIMILAR, grok=GROKKED, free=12):
+    """Claim-1 evidence of one family: (b) path similarity and CI over ``free`` free cells, its
+    negative control, (a) bridge found on correct OOD predictions (value, CI, n), (c) one
+    transfer difference with its CI, the natural run's grokking label."""
+    return {"family": fam, "acc_grokked": a, "acc_nongrokked": b, "grokking": grok,
+            "path": {"value": sim, "ci": [lo, hi], "free_cells": free, "cells": 15,
+                     "free": {"value": sim, "ci": [lo, hi]}},
+            "negative_control": neg,
             "bridge_correct_ood": {"value": bridge[0], "ci": [bridge[1], bridge[2]],
                                    "n": bridge[3]},
             "transfer_diff": {"new_old": {"value": diff[0], "ci": [diff[1], diff[2]], "n": 30}}}
@@ -80,21 +88,63 @@ def test_claim1_verdicts():
     assert C.judge_claim1([none]).verdict == C.INCONCLUSIVE
 
 
-def _c3(run, iid, new, no, on, nn):
+def test_claim1_needs_grokking_a_dissimilar_negative_control_and_free_cells():
+    ok = _c1("decoder", 0.93, 0.85, 0.97)
+    v = C.judge_claim1([ok])
+    assert v.verdict == C.SUPPORTED and v.per_family["decoder"]["verdict"] == C.SUPPORTED
+    # a natural run that generalised while fitting is not a grokked model
+    v = C.judge_claim1([_c1("decoder", 0.93, 0.85, 0.97,
+                            grok={"label": C.WHILE_FITTING, "why": "generalised while fitting"})])
+    assert v.verdict == C.INCONCLUSIVE and "did not grok" in v.reason and v.decide
+    # a negative control that the path test also calls similar: the test has no power
+    similar = {"value": 0.95, "ci": [0.9, 0.99], "n": 40}
+    v = C.judge_claim1([_c1("decoder", 0.93, 0.85, 0.97, neg=similar)])
+    assert v.verdict == C.INCONCLUSIVE and "negative control" in v.reason
+    v = C.judge_claim1([_c1("decoder", 0.93, 0.85, 0.97, neg={"error": "no memorising checkpoint"})])
+    assert v.verdict == C.INCONCLUSIVE and "no memorising checkpoint" in v.reason
+    # two free cells: a correlation over them is +-1 whatever the models do
+    v = C.judge_claim1([_c1("decoder", 0.99, 0.98, 1.0, free=2)])
+    assert v.verdict == C.INCONCLUSIVE and "only 2 of 15 tracing cells are free" in v.reason
+    # a dissimilar path still refutes, whatever the control says
+    assert C.judge_claim1([_c1("decoder", 0.3, 0.1, 0.5, neg=similar)]).verdict == C.NOT_SUPPORTED
+
+
+def _c3(run, iid, new, no, on, nn, n=100):
     return {"run": run, "pretrained_iid": iid, "atomic_new": new, "new_old": no,
-            "old_new": on, "new_new": nn}
+            "old_new": on, "new_new": nn, "n": {c: n for c in ("new_old", "old_new", "new_new")}}
 
 
 def test_claim3_verdicts():
     ok = [_c3("d/natural", 0.95, 1.0, 0.9, 0.02, 0.0), _c3("d/scratch", None, 1.0, 0.3, 0.0, 0.0)]
     v = C.judge_claim3(ok)
-    assert v.verdict == C.SUPPORTED and v.details["eligible"] == ["d/natural"]
-    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.9, 0.6, 0.0)]).verdict == C.NOT_SUPPORTED
-    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.05, 0.0, 0.0)]).verdict == C.NOT_SUPPORTED
-    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.3, 0.2, 0.0)]).verdict == C.INCONCLUSIVE
+    assert v.verdict == C.SUPPORTED and v.details["judged"] == ["d/natural"]
+    # second-hop EM clearly >= .5 refutes; so does a new_old CI below .1 (no first-hop use)
+    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.9, 0.7, 0.0)]).verdict == C.NOT_SUPPORTED
+    assert C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.02, 0.0, 0.0)]).verdict == C.NOT_SUPPORTED
+    v = C.judge_claim3([_c3("d/natural", 0.95, 1.0, 0.3, 0.2, 0.0)])
+    assert v.verdict == C.INCONCLUSIVE and any("needs >= 0.5" in d for d in v.decide)
     # new facts not learned or model never composed: nothing to judge
     assert C.judge_claim3([_c3("d/natural", 0.95, 0.5, 0.9, 0.0, 0.0)]).verdict == C.INCONCLUSIVE
     assert C.judge_claim3([_c3("d/natural", 0.2, 1.0, 0.9, 0.0, 0.0)]).verdict == C.INCONCLUSIVE
+
+
+def test_claim3_is_judged_per_family_and_tests_the_asymmetry():
+    # the TRM's reversed asymmetry (old_new above new_old) is a refutation in that family, and
+    # a best-of over families no longer hides it
+    rows = [_c3("decoder/natural", 0.95, 1.0, 0.9, 0.02, 0.0, n=200),
+            _c3("recursive/natural", 0.95, 1.0, 0.04, 0.30, 0.0, n=200)]
+    v = C.judge_claim3(rows)
+    assert v.per_family["decoder"]["verdict"] == C.SUPPORTED
+    assert v.per_family["recursive"]["verdict"] == C.NOT_SUPPORTED
+    assert "reversed" in " ".join(v.per_family["recursive"]["why"])
+    assert v.verdict == C.INCONCLUSIVE          # the families disagree
+    # the asymmetry is new_old minus second hop with Newcombe's interval
+    e = C.claim3_evidence(rows[1])
+    assert abs(e["asymmetry"]["value"] - (0.04 - 0.30)) < 1e-12 and e["second_hop_split"] == "old_new"
+    assert e["asymmetry"]["ci"][1] < 0
+    # a non-natural model cannot carry the family
+    only_other = [_c3("decoder/both_full", 0.95, 1.0, 0.9, 0.0, 0.0)]
+    assert C.judge_claim3(only_other).verdict == C.INCONCLUSIVE
 
 
 def test_claim4_verdicts_with_censoring():
@@ -106,6 +156,21 @@ def test_claim4_verdicts_with_censoring():
     assert C.judge_claim4([row(1000, None, budget=3000)], 0.5).verdict == C.INCONCLUSIVE
     assert C.judge_claim4([row(1000, 1500)], 0.5).verdict == C.NOT_SUPPORTED
     assert C.judge_claim4([row(None, 1500)], 0.5).verdict == C.INCONCLUSIVE
+    # what would decide a censored, too-short natural run: 5x both_full's steps
+    v = C.judge_claim4([row(750, None, budget=1500)], 0.5)
+    assert v.verdict == C.INCONCLUSIVE and "natural needs a budget >= 3,750 steps" in v.decide[0]
+
+
+def test_claim4_pools_seeds_by_the_geometric_mean():
+    row = {"family": "decoder", "aug_steps": [1000, 1000, 1000], "nat_steps": [9000, 8000, 8500],
+           "nat_budget": [10_000] * 3}
+    v = C.judge_claim4([row], 0.5)
+    sp = C.speedup(row["aug_steps"], row["nat_steps"], row["nat_budget"])
+    assert abs(sp["value"] - (9 * 8 * 8.5) ** (1 / 3)) < 1e-9 and sp["ci"][0] < sp["value"] < sp["ci"][1]
+    assert v.verdict == C.SUPPORTED and sp["ci"][0] >= 5
+    # one seed far lower widens the interval below 5x: undecided
+    row["nat_steps"] = [9000, 2500, 8500]
+    assert C.judge_claim4([row], 0.5).verdict == C.INCONCLUSIVE
 
 
 def test_accuracy_without_circuit_needs_a_lens_that_sees_the_bridge_on_id_queries():
@@ -154,7 +219,7 @@ def test_lens_validity_needs_enough_correct_queries_and_claim1_a_guards_a_blind_
     assert t["lens_blind"] and not t["accuracy_without_circuit"] and t["max_bridge_id"] == 0.15
     # claim 1 (a): a low OOD bridge rate where the lens is blind on ID answers too is undecided
     row = {"family": "recursive", "acc_grokked": 0.98, "acc_nongrokked": 1.0,
-           "path": {"value": 0.99, "ci": [0.98, 1.0]},
+           "path": {"value": 0.99, "ci": [0.98, 1.0]}, "negative_control": DISSIMILAR,
            "bridge_correct_ood": {"value": 0.1, "ci": [0.05, 0.18], "n": 100},
            "bridge_correct_iid": {"value": 0.17, "ci": [0.1, 0.24], "n": 130},
            "transfer_diff": {"new_old": {"value": 0.0, "ci": [-0.05, 0.05], "n": 700}}}

@@ -90,8 +90,31 @@ def test_report_has_each_claims_table_and_verdict(study):
 def test_html_is_self_contained(study):
     html = (study / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    assert not re.search(r"""src\s*=\s*["'](?!data:)""", html)  # links: in-page anchors only
+    assert not re.search(r"""href\s*=\s*["'](?!#)""", html)
     assert "<link" not in html and "@import" not in html and "url(" not in html
+
+
+def test_report_reads_as_a_document(study):
+    """TOC links land on headings, verdicts are coloured boxes, configs are folded, the device
+    the runs used is named, and no Markdown is left literal in the HTML text."""
+    from test_document import parse  # tests/study is on sys.path (rootdir-style imports)
+
+    html = (study / "report.html").read_text()
+    page = parse(html)
+    toc = re.search(r'<nav class="toc">(.*?)</nav>', html, re.S).group(1)
+    links = re.findall(r'href="#([^"]+)"', toc)
+    assert "verdicts" in links and len(links) >= 8 and set(links) <= set(page.ids)
+    assert set(page.links) <= set(page.ids)            # the verdicts table links each box too
+    verdicts = json.loads((study / "report.json").read_text())["verdicts"]
+    cls = {"supported": "supported", "not supported": "not-supported"}
+    assert page.verdicts == [cls.get(v["verdict"], "inconclusive") for v in verdicts]
+    assert html.count("<details><summary>") >= 2
+    text = "".join(page.text)
+    assert "**" not in text and "`" not in text
+    assert "device: cpu (requested: auto)" in text
+    md = (study / "report.md").read_text()
+    assert set(re.findall(r"\]\(#([^)]+)\)", md)) <= set(re.findall(r'<a id="([^"]+)"></a>', md))
 
 
 def test_report_numbers_match_metrics_jsonl(study):
@@ -165,6 +188,7 @@ def test_rerun_reuses_finished_runs_and_resumes_an_interrupted_one(tmp_path, cap
     assert "1 run(s) to train (1 resumed from a checkpoint)" in log
     assert "pretrain/decoder-both_full: reused" in log
     assert "data: reused" in log
+    assert len([line for line in log.splitlines() if "report.html" in line]) == 1  # said once
     resumed = read_metrics(victim / "metrics.jsonl")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
     assert strip(resumed) == strip(full)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from groklab.forecast.features import first_hit
 from groklab.study import compute, cost, document as D, figures
 from groklab.study.scales import get_scale
 
@@ -19,7 +20,8 @@ def test_html_is_self_contained_and_markdown_links_figures(tmp_path):
         D.Code("a: 1", "yaml"))
     html = D.to_html(doc)
     assert "data:image/png;base64," in html
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    assert not re.search(r"""src\s*=\s*["'](?!data:)""", html)  # links: in-page anchors only
+    assert not re.search(r"""href\s*=\s*["'](?!#)""", html)
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<strong>bold</strong>" in html
     md = D.to_markdown(doc, tmp_path)
@@ -34,7 +36,7 @@ def test_flops_formula_per_family():
     assert compute.applications(rec) == (14, 7)
     assert compute.flops_per_step(1000, rec, 10) == 10 * 4 * 1000 * (2 * 14 + 4 * 7)
     rows = [{"step": 0, "a": 0.1}, {"step": 5, "a": 0.6}, {"step": 9, "a": 0.4}]
-    assert compute.to_target(rows, "a", 0.5) == 5 and compute.to_target(rows, "a", 0.7) is None
+    assert first_hit(rows, "a", 0.5) == 5 and first_hit(rows, "a", 0.7) is None
 
 
 def test_checkpoint_count_and_paper_cost_anchor():
@@ -79,3 +81,23 @@ def test_out_that_is_a_file_or_a_foreign_directory_is_refused(tmp_path):
     assert main(["reproduce", "--scale", "micro", "--out", str(tmp_path / "f")]) == 2
     assert main(["reproduce", "--scale", "micro", "--out", str(tmp_path / "d")]) == 2
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["keep.txt"]
+
+
+def test_summary_and_verdict_table_come_from_the_verdicts():
+    from groklab.study import claims as C
+    from groklab.study.report import summary_paragraph, verdict_blocks
+
+    rows = [{"family": "decoder", "aug_steps": 750, "nat_steps": None, "nat_budget": 1500},
+            {"family": "recursive", "aug_steps": 500, "nat_steps": None, "nat_budget": 3000}]
+    v4 = C.judge_claim4(rows, 0.5).to_dict()
+    assert v4["per_family"]["recursive"]["verdict"] == C.SUPPORTED
+    assert v4["verdict"] == C.INCONCLUSIVE                     # the decoder's bound is 2x
+    text = summary_paragraph([v4], 1)
+    assert text.startswith("One seed") and "not decided" in text
+    doc = D.Document("T")
+    verdict_blocks(doc, [v4])
+    table = next(b for b in doc.blocks if isinstance(b, D.Table))
+    (row,) = table.rows
+    assert "decoder: inconclusive" in row[2] and "recursive: supported" in row[2]
+    assert "natural needs a budget >= 3,750 steps" in row[3]
+    assert "pooled over 2 seeds" in summary_paragraph([v4], 2)

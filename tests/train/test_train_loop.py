@@ -15,6 +15,7 @@ from groklab.train import evaluate, load_model, load_run, train_run
 from groklab.train import checkpoints as ck
 from groklab.train.lock import RunLock
 from groklab.train.metrics import read_metrics
+from groklab.train.rundir import resolve_device
 
 from trainkit import micro_config
 
@@ -39,6 +40,7 @@ def test_run_directory_contents_and_reload(micro_data, tmp_path):
     assert rows[-1]["loss/id_atomic"] < rows[0]["loss/id_atomic"]  # it trains
     assert summary["finished"] and summary["stopped"] == "max_steps" and summary["steps"] == 60
     assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["device"] == str(resolve_device(cfg.train.device))  # what auto resolved to
     assert ck.checkpoint_steps(run) == [0, 20, 40, 60]
     assert (run / "plots" / "accuracy.png").stat().st_size > 1000
     assert (run / "config.yaml").is_file() and not (run / "data").exists()  # data_path given

@@ -92,11 +92,33 @@ def difference_ci(a, b, n_boot: int = 1000, seed: int = 0) -> dict:
             "a": float(a.mean()), "b": float(b.mean())}
 
 
-def grid_correlation(xa: np.ndarray, xb: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Pearson r of the query-mean grids of per-query arrays (N, S, T), with bootstrap CI."""
+MIN_FREE_CELLS = 3  # Pearson r over fewer cells is +-1 or undefined whatever the models do
+
+
+def free_cells(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Mask (S, T) of the grid cells the weights decide: a cell that holds one and the same value
+    on every query of both models (e.g. restoring the corrupted token's own embedding restores
+    the answer; restoring a token before it changes nothing) is fixed by the architecture and
+    says nothing about the path. Per-query arrays (N, S, T); stage axes depth-aligned."""
+    k = max(xa.shape[1], xb.shape[1])
+    both = np.concatenate([to_depth(xa.astype(np.float64), k), to_depth(xb.astype(np.float64), k)])
+    if not len(both):
+        return np.zeros(both.shape[1:], bool)
+    return np.ptp(both, axis=0) > 1e-9
+
+
+def grid_correlation(xa: np.ndarray, xb: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                     mask: np.ndarray | None = None) -> dict:
+    """Pearson r of the query-mean grids of per-query arrays (N, S, T), with bootstrap CI;
+    ``mask`` (S, T): only those cells (None when fewer than MIN_FREE_CELLS)."""
     k = max(xa.shape[1], xb.shape[1])
     fa = to_depth(xa.astype(np.float64), k).reshape(len(xa), -1)
     fb = to_depth(xb.astype(np.float64), k).reshape(len(xb), -1)
+    if mask is not None:
+        keep = np.asarray(mask, bool).reshape(-1)
+        if keep.sum() < MIN_FREE_CELLS:
+            return _ci(np.array([]), None)
+        fa, fb = fa[:, keep], fb[:, keep]
     point = pearson_rows(fa.mean(0)[None], fb.mean(0)[None])[0]
     w = bootstrap_weights(len(fa), n_boot, seed)
     return _ci(pearson_rows(w @ fa, w @ fb), point)
@@ -180,6 +202,10 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
         "restored_corr": grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed),
         "prob_corr": grid_correlation(tr_a.prob_clean, tr_b.prob_clean, n_boot, seed),
     }
+    free = free_cells(tr_a.restored, tr_b.restored)
+    trace["cells"], trace["free_cells"] = int(free.size), int(free.sum())
+    trace["restored_corr_free"] = grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed,
+                                                   mask=free)
     stages = {"a": len(tr_a.stages), "b": len(tr_b.stages)}
     return {
         "split": split, "seed": seed, "n_boot": n_boot,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 
 from groklab.errors import GroklabError, check_range
@@ -70,6 +72,10 @@ def register(sub) -> None:
                        "default only queries answered right in both runs are traced")
     trace.add_argument("--batch-size", type=int, default=8192,
                        help="maximum rows (queries x positions) per patched forward pass")
+    trace.add_argument("--json", action="store_true",
+                       help="print one JSON object (run, step, split, corrupt, direction, n, "
+                       "stages, positions, restored, changed, prob_clean grids) instead of the "
+                       "tables")
     _common(trace, n_default=300)
     _depth_options(trace)
     trace.set_defaults(func=cmd_trace)
@@ -231,9 +237,6 @@ def cmd_lens(args) -> int:
         write_json(json_path, {**s, "headline": headline}, started, command="lens",
                    run=str(run.path), step=step, n=args.n, seed=args.seed)
         if args.json:
-            import json
-            import sys
-
             print(json.dumps({**headline, "step": step, "run": str(run.path)}))
             print(f"wrote {json_path} and {png_path}", file=sys.stderr)
             return 0
@@ -368,17 +371,21 @@ def cmd_trace(args) -> int:
              title=f"{args.run}@{step} trace {direction}, corrupt {args.corrupt} (n={s['n']})")
     write_json(json_path, s, started, command="trace", run=str(args.run), step=step,
                n=args.n, seed=args.seed, queries=args.queries)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "step": step, "split": args.split,
+                          "corrupt": args.corrupt, **{k: s[k] for k in TRACE_JSON_KEYS}}))
+        print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+        return 0
     c = s["counterfactuals"]
     print(f"{args.run}@{step} {args.split}, corrupt {args.corrupt}, {s['direction']}: traced "
           f"{s['n']} of {c['queries']} queries ({c['with_counterfactual']} with a counterfactual "
           f"under the {c['rule']} rule, {c['both_correct']} answered right clean and corrupted"
           f"{', all kept' if not c['require_correct'] else ''}; {c['undefined_answer']} "
           "counterfactuals without a defined answer)")
-    width = max(len(x) for x in s["stages"])
-    for key in ("restored", "changed"):
-        print(" " * width + "  " + "  ".join(f"{p:>6}" for p in s["positions"]) + f"   ({key})")
-        for stage, row in zip(reversed(s["stages"]), reversed(s[key])):
-            print(f"{stage:>{width}}  " + "  ".join(f"{v:6.3f}" for v in row))
+    for key, what in (("restored", "share of answers restored to the clean one"),
+                      ("changed", "share of answers changed (Wang's measure)")):
+        print()
+        print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
     print(f"wrote {json_path} and {png_path}")
     return 0
 
@@ -419,6 +426,26 @@ def cmd_evaluate(args) -> int:
         print(f"{name}: " + " ".join(f"{lab}={v:.3f}" for lab, v in zip(t["labels"], accs)))
     print(f"wrote {json_path} and {png_path}")
     return 0
+
+
+TRACE_JSON_KEYS = ("direction", "n", "stages", "positions", "restored", "changed", "prob_clean",
+                   "baseline", "counterfactuals")
+
+
+def format_grid(grid, stages: list[str], positions: list[str], title: str) -> str:
+    """A (stage x position) grid as a text table: latest stage on top (as the heatmap shows
+    it), short stage labels (``blocks.1.hook_resid_post`` -> ``b1.post``), one column per
+    input position."""
+    from groklab.analysis.plots import short_stage
+
+    labels = [short_stage(x) for x in stages]
+    width = max([len(x) for x in labels] + [len("stage")])
+    cols = [f"{p:>6}" for p in positions]
+    lines = [title, f"{'stage':<{width}}  " + "  ".join(cols),
+             "-" * width + "  " + "  ".join("-" * len(c) for c in cols)]
+    for label, row in zip(reversed(labels), reversed(list(grid))):
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{float(v):6.3f}" for v in row))
+    return "\n".join(lines)
 
 
 def cmd_compare(args) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from groklab.errors import GroklabError, check_range
 
@@ -20,10 +19,11 @@ def register(sub) -> None:
             "self-contained STUDY/report.html with verdicts by stated rules. Interrupt it at any "
             "time: running the same command again reuses finished stages and runs and resumes "
             "an interrupted run from its checkpoint. Scales: micro (CI, ~1 min), tiny (make "
-            "demo, <= 15 min on a 2-core CPU), small (hours on CPU), paper (the study's sizes: a "
+            "demo, <= 15 min on a 2-core CPU), cpu (tiny with budgets for every claim, for "
+            "--seeds 3: <= 60 min), small (hours on CPU), paper (the study's sizes: a "
             "GPU job of roughly 400 GPU-hours; prints its cost estimate and asks before "
             "starting). See docs/study.md."))
-    p.add_argument("--scale", default="tiny", choices=["micro", "tiny", "small", "paper"],
+    p.add_argument("--scale", default="tiny", choices=["micro", "tiny", "cpu", "small", "paper"],
                    help="study scale: graph size, model sizes, step budgets (default: tiny)")
     p.add_argument("--out", required=True, metavar="STUDY",
                    help="study directory; an existing one is resumed (same scale only)")
@@ -36,6 +36,13 @@ def register(sub) -> None:
                    help="training runs in parallel processes, one torch thread each; auto (the "
                         "default) = one per CPU core (at most 4) on CPU, 1 on a GPU. Measured "
                         "on a 2-core CPU in docs/study.md")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="replicate the study over N seeds (train.seed 0..N-1; the graph is "
+                        "fixed unless --vary-graph): STUDY/seeds/<k>/ holds each seed's study, "
+                        "STUDY/report.* the evidence pooled over seeds with 95%% intervals and "
+                        "the verdicts on it (default: 1)")
+    p.add_argument("--vary-graph", action="store_true",
+                   help="with --seeds: seed k also draws graph k (data.seed = k)")
     p.add_argument("--yes", action="store_true",
                    help="start a paper-scale study without asking for confirmation")
     p.add_argument("--estimate-only", action="store_true",
@@ -72,12 +79,18 @@ def run_reproduce(args) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    t0 = time.perf_counter()
     log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
         f"{args.device}, jobs {jobs}, out {args.out}")
-    Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
-    log(f"wall time {time.perf_counter() - t0:.1f} s; report: {args.out}/report.md and "
-        f"{args.out}/report.html")
+    seeds = check_range("seeds", args.seeds, 1, 100)
+    if args.vary_graph and seeds == 1:
+        raise GroklabError("vary_graph=True is invalid with seeds=1 (allowed: --vary-graph with "
+                           "--seeds N, N >= 2)")
+    if seeds == 1:       # the study logs the report line itself
+        Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
+    else:
+        from groklab.study.seeds import SeededStudy
+        SeededStudy(args.out, scale, families, seeds, vary_graph=args.vary_graph,
+                    device=args.device, jobs=jobs, log=log).run()
     return 0
 
 

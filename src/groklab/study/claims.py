@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import math
+
+from groklab.study.measure import difference, interval, rate, t975, value
+
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 INCONCLUSIVE = "inconclusive at this scale"
@@ -36,6 +40,8 @@ class Verdict:
     rule: str
     reason: str
     details: dict = field(default_factory=dict)
+    per_family: dict = field(default_factory=dict)   # family -> {"verdict", "why"}
+    decide: list = field(default_factory=list)       # what, in numbers, would decide it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,70 +68,153 @@ def _persistent(flags: list[bool], k: int) -> bool:
     return False
 
 
+NOT_ELIGIBLE = "not eligible"   # a family where the claim's premise does not hold: not counted
+
+
+def overall(per: dict[str, str]) -> str:
+    """OVERALL_RULE over per-family verdicts (NOT_ELIGIBLE families are not counted)."""
+    counted = {f: v for f, v in per.items() if v != NOT_ELIGIBLE}
+    decided = set(counted.values())
+    if counted and len(decided) == 1 and INCONCLUSIVE not in decided:
+        return decided.pop()
+    return INCONCLUSIVE
+
+
+OVERALL_RULE = ("Overall: supported (not supported) only if every eligible family is, and at "
+                "least one family is eligible; families that disagree, or any undecided eligible "
+                "family, leave the claim inconclusive. A family is not eligible where the claim's "
+                "premise does not hold in it (named in its row); it is reported, not counted.")
+
+
+# ---------------------------------------------------------------------------- grokking delay
+DELAY_FACTOR = 2.0    # grokked: ID generalisation at >= this multiple of the train-fit step
+DELAY_EVALS = 2       # ... at least this many evaluations after the fit
+GROKKED_LABEL = "grokked"
+WHILE_FITTING = "generalised while fitting"
+NO_GENERALISATION = "did not generalise"
+NO_FIT = "did not fit"
+
+GROK_RULE = (
+    f"A run 'grokked' when it first fit its training set (train accuracy >= {FIT}) at step "
+    f"s_fit while its ID test accuracy was still below {LOW} (it memorised first), and first "
+    f"reached ID test accuracy >= {COMPOSES} at a step s_gen >= {DELAY_FACTOR:g} x s_fit that is "
+    f"at least {DELAY_EVALS} evaluations after s_fit. A run that reached ID >= {COMPOSES} "
+    f"otherwise '{WHILE_FITTING}'; one that never did '{NO_GENERALISATION}'; one that never "
+    f"fit '{NO_FIT}' (if it generalised anyway: '{WHILE_FITTING}').")
+
+
+def grokking(steps: list[int], train: list, iid: list, ood: list | None = None,
+             ood_target: float = 0.5) -> dict:
+    """The run's train-fit step, generalisation steps (ID >= COMPOSES, OOD >= ood_target), the
+    delays between them and its GROK_RULE label."""
+    fit = first_step(steps, train, FIT)
+    gen = first_step(steps, iid, COMPOSES)
+    ood_step = first_step(steps, ood, ood_target) if ood is not None else None
+    at_fit = next((v for s, v in zip(steps, iid) if s == fit), None) if fit is not None else None
+    evals_after = sum(1 for s in steps if fit is not None and gen is not None and fit < s <= gen)
+    if gen is None:
+        label = NO_FIT if fit is None else NO_GENERALISATION
+    elif (fit is not None and at_fit is not None and at_fit < LOW and gen >= DELAY_FACTOR * fit
+          and evals_after >= DELAY_EVALS):
+        label = GROKKED_LABEL
+    else:
+        label = WHILE_FITTING
+    return {"label": label, "fit_step": fit, "id_step": gen, "ood_step": ood_step,
+            "iid_at_fit": at_fit, "id_delay": None if None in (fit, gen) else gen - fit,
+            "ood_delay": None if None in (fit, ood_step) else ood_step - fit,
+            "ratio": None if None in (fit, gen) or not fit else gen / fit,
+            "final_step": steps[-1] if steps else None}
+
+
+def grokking_why(g: dict) -> str:
+    """One phrase: the label and the numbers that gave it."""
+    fit, gen = g.get("fit_step"), g.get("id_step")
+    if g["label"] == GROKKED_LABEL:
+        return (f"grokked: fit at {fit:,} (ID {g['iid_at_fit']:.2f}), ID >= {COMPOSES} at "
+                f"{gen:,} ({g['ratio']:.1f}x)")
+    if g["label"] == WHILE_FITTING:
+        if fit is None:
+            return f"{WHILE_FITTING}: ID >= {COMPOSES} at {gen:,} without ever fitting"
+        at = g.get("iid_at_fit")
+        return (f"{WHILE_FITTING}: fit at {fit:,} with ID already {at:.2f}, ID >= {COMPOSES} "
+                f"at {gen:,} ({gen / max(fit, 1):.1f}x the fit step; grokking needs ID < {LOW} "
+                f"at the fit and >= {DELAY_FACTOR:g}x)")
+    if g["label"] == NO_GENERALISATION:
+        return f"{NO_GENERALISATION}: fit at {fit:,}, ID < {COMPOSES} to step {g['final_step']:,}"
+    return f"{NO_FIT} within {g.get('final_step') or 0:,} steps"
+
+
 # ---------------------------------------------------------------------------- claim 1
 TRANSFER_EQUIV = 0.2  # claim 1 (c): transfer EM differences within +-this count as equivalent
 MIN_CORRECT = 10      # claim 1 (a): fewest correct OOD predictions that can decide it
+MIN_FREE = 3          # claim 1 (b): fewest free tracing cells a correlation can mean anything on
 
 CLAIM1_RULE = (
     f"Per model family, the study's comparison: the naturally trained model at the end of its "
     f"budget (grokked) against the both_full model stopped at training saturation (the first "
     f"checkpoint with train accuracy >= {FIT}: fully supervised, non-grokked). Eligible only "
-    f"if both compose ID queries (test_inferred_iid >= {COMPOSES}). Three measures, each with "
-    f"a bootstrap 95% CI: (a) among both_full's correct OOD predictions, the fraction with the "
-    f"bridge found by the lens at any stage (recursive: any position, the study's rule; causal "
-    f"models: r2, since their r1 state decodes b by hop-1 recall); (b) path similarity on "
-    f"ID queries both models answer right (Pearson r of the causal-tracing grids, r1 "
-    f"corrupted); (c) transfer equivalence: natural minus both_full EM on each claim-3 "
-    f"category after both are finetuned on the same new facts. Supported if (a) >= {HIGH} on "
-    f">= {MIN_CORRECT} queries, (b)'s CI lies at or above {SIMILAR}, and every (c) CI lies "
-    f"within +-{TRANSFER_EQUIV}. Not supported if (a)'s CI lies below {LOW} (on >= "
-    f"{MIN_CORRECT} queries), (b)'s CI lies below {SIMILAR}, or some (c) CI lies entirely "
-    f"outside +-{TRANSFER_EQUIV}. (a) counts only where the lens sees the bridge at all: if the "
-    f"same model's bridge-found rate on >= {MIN_CORRECT} correctly answered ID queries is below "
-    f"{LOW}, a low (a) is 'lens blind' and leaves the claim undecided. "
-    f"Otherwise inconclusive, naming what was missing. Across "
-    f"families: supported (not supported) only if every eligible family agrees. The phi = max "
-    f"control (every ID composition in training) is shown as an extra row, not judged.")
+    f"if both compose ID queries (test_inferred_iid >= {COMPOSES}). The natural run must have "
+    f"grokked by the delay rule (below); otherwise the comparison is not grokked vs non-grokked "
+    f"and the family is undecided. Three measures, each with a 95% CI: (a) among both_full's "
+    f"correct OOD predictions, the fraction with the bridge found by the lens at any stage "
+    f"(recursive: any position, the study's rule; causal models: r2, since their r1 state "
+    f"decodes b by hop-1 recall); (b) path similarity on ID queries both models answer right: "
+    f"Pearson r of the causal-tracing grids (r1 corrupted) over the grid's free cells only "
+    f"(cells with one value on every query of both models are fixed by the architecture and "
+    f"would inflate r), needing >= {MIN_FREE} free cells; (c) transfer equivalence: natural "
+    f"minus both_full EM on each claim-3 category after both are finetuned on the same new "
+    f"facts. Negative control for (b): the natural run's own checkpoint at training fit, while "
+    f"its ID accuracy is below {LOW} (a memorising model at the same train accuracy), against "
+    f"the final natural model, on the training compositions both answer; it must come out "
+    f"dissimilar (CI upper bound below {SIMILAR}), else the path test cannot tell memorisation "
+    f"from the circuit. Supported if (a) >= {HIGH} on >= {MIN_CORRECT} queries, (b)'s CI lies "
+    f"at or above {SIMILAR}, the negative control is dissimilar, and every (c) CI lies within "
+    f"+-{TRANSFER_EQUIV}. Not supported if (a)'s CI lies below {LOW} (on >= {MIN_CORRECT} "
+    f"queries), (b)'s CI lies below {SIMILAR}, or some (c) CI lies entirely outside "
+    f"+-{TRANSFER_EQUIV}. (a) counts only where the lens sees the bridge at all: if the same "
+    f"model's bridge-found rate on >= {MIN_CORRECT} correctly answered ID queries is below "
+    f"{LOW}, a low (a) is 'lens blind' and leaves the claim undecided. Otherwise inconclusive, "
+    f"naming what was missing. " + OVERALL_RULE + " The phi = max control is an extra row.")
 
 
 def _claim1_family(r: dict) -> tuple[str, list[str]]:
-    """(verdict, what decided or is missing) for one family's claim-1 evidence."""
+    """(verdict, what decided or is missing) for one family's claim-1 evidence (a single seed's
+    numbers or measures pooled over seeds: read through measure.value / measure.interval)."""
     if r.get("error"):
-        return INCONCLUSIVE, [r["error"]]
-    if min(r.get("acc_grokked") or 0, r.get("acc_nongrokked") or 0) < COMPOSES:
-        return INCONCLUSIVE, [f"a model does not compose ID queries (test_inferred_iid "
-                              f"{_f(r.get('acc_grokked'))} / {_f(r.get('acc_nongrokked'))})"]
+        return NOT_ELIGIBLE, [r["error"]]
+    acc_g, acc_n = value(r.get("acc_grokked")), value(r.get("acc_nongrokked"))
+    if min(acc_g or 0, acc_n or 0) < COMPOSES:
+        return NOT_ELIGIBLE, [f"a model does not compose ID queries (test_inferred_iid "
+                              f"{_f(acc_g)} / {_f(acc_n)})"]
+    g = r.get("grokking")
+    if g is not None and g.get("label") != GROKKED_LABEL:
+        return NOT_ELIGIBLE, [f"the natural run did not grok ({g.get('why') or g.get('label')})"]
     fails, missing = [], []
     a = r.get("bridge_correct_ood") or {}
     lens = r.get("bridge_correct_iid") or {}
-    blind = (lens.get("n") or 0) >= MIN_CORRECT and (lens.get("value") or 0) < LOW
+    a_val, (a_lo, a_hi) = value(a), interval(a)
+    blind = (lens.get("n") or 0) >= MIN_CORRECT and (value(lens) or 0) < LOW
     if (a.get("n") or 0) < MIN_CORRECT:
         missing.append(f"(a) only {a.get('n') or 0} correct OOD predictions (< {MIN_CORRECT})")
-    elif blind and (a.get("value") or 0) < HIGH:
-        missing.append(f"(a) lens blind: the bridge is found on {_f(a['value'])} of the correct "
-                       f"OOD predictions, but also on only {_f(lens['value'])} of the "
+    elif blind and (a_val or 0) < HIGH:
+        missing.append(f"(a) lens blind: the bridge is found on {_f(a_val)} of the correct "
+                       f"OOD predictions, but also on only {_f(value(lens))} of the "
                        f"{lens['n']} correct ID answers, so a low rate says nothing")
-    elif a["ci"][1] is not None and a["ci"][1] < LOW:
-        fails.append(f"(a) bridge found on {_f(a['value'])} of correct OOD predictions")
-    elif (a.get("value") or 0) < HIGH:
-        missing.append(f"(a) bridge found on {_f(a['value'])} < {HIGH} of correct OOD predictions")
-    b = r.get("path") or {}
-    lo, hi = (b.get("ci") or [None, None])
-    if b.get("value") is None or lo is None:
-        missing.append("(b) no path comparison")
-    elif hi < SIMILAR:
-        fails.append(f"(b) path similarity {_f(b['value'])} [{_f(lo)}, {_f(hi)}] < {SIMILAR}")
-    elif lo < SIMILAR:
-        missing.append(f"(b) path similarity CI [{_f(lo)}, {_f(hi)}] straddles {SIMILAR}")
+    elif a_hi is not None and a_hi < LOW:
+        fails.append(f"(a) bridge found on {_f(a_val)} [{_f(a_lo)}, {_f(a_hi)}] of correct OOD "
+                     "predictions")
+    elif (a_val or 0) < HIGH:
+        missing.append(f"(a) bridge found on {_f(a_val)} < {HIGH} of correct OOD predictions")
+    _claim1_paths(r, fails, missing)
     diffs = r.get("transfer_diff") or {}
     if not diffs:
         missing.append("(c) no finetuned pair")
     for cat, d in diffs.items():
-        lo, hi = d.get("ci") or [None, None]
+        lo, hi = interval(d)
         if lo is None:
             missing.append(f"(c) {cat}: no queries")
         elif lo > TRANSFER_EQUIV or hi < -TRANSFER_EQUIV:
-            fails.append(f"(c) {cat} differs by {_f(d['value'])} [{_f(lo)}, {_f(hi)}]")
+            fails.append(f"(c) {cat} differs by {_f(value(d))} [{_f(lo)}, {_f(hi)}]")
         elif lo < -TRANSFER_EQUIV or hi > TRANSFER_EQUIV:
             missing.append(f"(c) {cat} difference CI [{_f(lo)}, {_f(hi)}] (n={d.get('n')}) "
                            f"not within +-{TRANSFER_EQUIV}")
@@ -133,7 +222,35 @@ def _claim1_family(r: dict) -> tuple[str, list[str]]:
         return NOT_SUPPORTED, fails
     if missing:
         return INCONCLUSIVE, missing
-    return SUPPORTED, ["(a), (b) and (c) all met"]
+    return SUPPORTED, ["(a), (b) with its negative control, and (c) all met"]
+
+
+def _claim1_paths(r: dict, fails: list, missing: list) -> None:
+    """(b) and its negative control: free-cell correlations where the evidence has them."""
+    b = r.get("path") or {}
+    free, cells = b.get("free_cells"), b.get("cells")
+    if free is not None:
+        val, (lo, hi) = value(b.get("free") or {}), interval(b.get("free") or {})
+        where = f" over {free} of {cells} free cells"
+    else:  # evidence written before free cells were counted: the whole grid
+        val, (lo, hi), where = value(b), interval(b), " (whole grid)"
+    if free is not None and free < MIN_FREE:
+        missing.append(f"(b) only {free} of {cells} tracing cells are free (the others are fixed "
+                       f"by the architecture): a deeper or looped model is needed")
+    elif val is None or lo is None:
+        missing.append("(b) no path comparison" + (f" ({b['error']})" if b.get("error") else ""))
+    elif hi < SIMILAR:
+        fails.append(f"(b) path similarity {_f(val)} [{_f(lo)}, {_f(hi)}]{where} < {SIMILAR}")
+    elif lo < SIMILAR:
+        missing.append(f"(b) path similarity CI [{_f(lo)}, {_f(hi)}]{where} straddles {SIMILAR}")
+    neg = r.get("negative_control") or {}
+    nval, (nlo, nhi) = value(neg), interval(neg)
+    if nval is None or nhi is None:
+        missing.append("(b) no negative control" + (f" ({neg['error']})" if neg.get("error") else ""))
+    elif nhi >= SIMILAR:
+        missing.append(f"(b) the negative control (a memorising checkpoint) is not dissimilar: "
+                       f"r = {_f(nval)} [{_f(nlo)}, {_f(nhi)}], so the path test cannot tell "
+                       "memorisation from the circuit here")
 
 
 def _f(x) -> str:
@@ -141,22 +258,21 @@ def _f(x) -> str:
 
 
 def judge_claim1(rows: list[dict]) -> Verdict:
-    """rows: one per family: {family, acc_grokked, acc_nongrokked, bridge_correct_ood: rate
-    CI, path: {value, ci}, transfer_diff: {category: difference CI}} (analysis/claim1-*.json)."""
+    """rows: one per family (analysis/claim1-*.json, or pooled over seeds): {family,
+    acc_grokked, acc_nongrokked, grokking, bridge_correct_ood, bridge_correct_iid, path,
+    negative_control, transfer_diff}."""
     per, why = {}, {}
     for r in rows:
         per[r["family"]], why[r["family"]] = _claim1_family(r)
-    eligible = [f for f, v in per.items() if not (v == INCONCLUSIVE and why[f]
-                and "does not compose" in why[f][0])]
-    decided = {per[f] for f in eligible if per[f] != INCONCLUSIVE}
-    if eligible and all(per[f] != INCONCLUSIVE for f in eligible) and len(decided) == 1:
-        verdict = decided.pop()
-    else:
-        verdict = INCONCLUSIVE
+    verdict = overall(per) if per else INCONCLUSIVE
     reason = "; ".join(f"{f}: {v} ({'; '.join(why[f])})" for f, v in per.items()) \
         or "no comparison ran"
+    decide = [f"{f}: {m}" for f, v in per.items() if v in (INCONCLUSIVE, NOT_ELIGIBLE)
+              for m in why[f]]
     return Verdict("1 same path", verdict, CLAIM1_RULE, reason,
-                   {"per_family": per, "why": why})
+                   {"per_family": per, "why": why},
+                   per_family={f: {"verdict": v, "why": why[f]} for f, v in per.items()},
+                   decide=decide)
 
 
 # ---------------------------------------------------------------------------- claim 2
@@ -283,75 +399,233 @@ def judge_claim2(timelines: dict[str, dict],
           if t.get("em_accuracy_without_circuit") or t.get("em_circuit_without_accuracy")]
     reason += ("; with exact-match OOD accuracy in place of target-found: dissociation in "
                + (", ".join(em) if em else "no run"))
+    blind = [k for k, t in timelines.items() if t.get("lens_blind")]
+    decide = []
+    if verdict == INCONCLUSIVE:
+        best = max(timelines, key=lambda k: answer(timelines[k], "max_ood") or 0)
+        decide.append(f"a dissociation (one of OOD answer / bridge found >= {HIGH} while the other "
+                      f"< {LOW}, for {PERSIST} evaluations or at the end) would support it; every "
+                      f"regime ending with both >= {HIGH} would refute it; the highest OOD answer "
+                      f"rate reached is {_f(answer(timelines[best], 'max_ood'))} ({best})")
+        if blind:
+            decide.append(f"{len(blind)} run(s) lens blind: a lens that finds the bridge on >= "
+                          f"{LOW} of the correctly answered ID queries (above chance) in them")
+    fams = sorted({k.split("/")[0] for k in timelines})
     return Verdict("2 fake grokking", verdict, CLAIM2_RULE, reason,
                    {"flagged": flagged, "coupled": coupled, "reached": reached,
-                    "lens_blind": [k for k, t in timelines.items() if t.get("lens_blind")]})
+                    "lens_blind": blind},
+                   per_family={f: {"verdict": verdict, "why": [reason]} for f in fams},
+                   decide=decide)
 
 
-# ---------------------------------------------------------------------------- claim 3
-CLAIM3_RULE = (
-    f"Finetune each pretrained model on replay + new atomic facts (no compositions with new "
-    f"facts). Eligible models: new-fact EM >= {NEW_LEARNED} after finetuning and the pretrained "
-    f"model composed ID queries (test_inferred_iid >= {COMPOSES}). Supported if, over eligible "
-    f"models, the best old_new and new_new EM are <= {SECOND_HOP_LOW} (new facts almost never "
-    f"used as second hop) and the best new_old EM is >= {FIRST_HOP_OK} (usable as first hop). "
-    f"Not supported if some eligible model reaches old_new or new_new EM >= {SECOND_HOP_HIGH}, "
-    f"or no eligible model reaches new_old EM >= {SECOND_HOP_LOW}. Otherwise, or with no "
-    f"eligible model, inconclusive.")
-
-
-def judge_claim3(rows: list[dict]) -> Verdict:
-    """rows: {run, pretrained_iid (None for scratch), atomic_new, new_old, old_new, new_new}."""
-    eligible = [r for r in rows if r.get("pretrained_iid") is not None
-                and r["pretrained_iid"] >= COMPOSES and r["atomic_new"] >= NEW_LEARNED]
-    if not eligible:
-        return Verdict("3 limited transfer", INCONCLUSIVE, CLAIM3_RULE,
-                       "no finetuned model both composed ID queries before and learned the new facts",
-                       {"eligible": []})
-    second = max(max(r["old_new"], r["new_new"]) for r in eligible)
-    first = max(r["new_old"] for r in eligible)
-    names = [r["run"] for r in eligible]
-    reason = (f"eligible: {', '.join(names)}; best new_old EM {first:.3f}, "
-              f"best old_new/new_new EM {second:.3f}")
-    if second <= SECOND_HOP_LOW and first >= FIRST_HOP_OK:
+def judge_claim2_seeds(per_seed: list[dict[str, dict]],
+                       circuit_families: tuple[str, ...] = CIRCUIT_FAMILIES) -> Verdict:
+    """Claim 2 over seeds (a list of per-seed timeline dicts): a dissociation counts when the
+    same run (family/regime) shows the same kind in more than half of the seeds; not supported
+    when every seed is; otherwise inconclusive. One seed: judge_claim2."""
+    seeds = [judge_claim2(t, circuit_families) for t in per_seed]
+    if len(seeds) == 1:
+        return seeds[0]
+    kinds: dict[tuple, int] = {}
+    for tl in per_seed:
+        for k, t in tl.items():
+            if k.split("/")[0] not in circuit_families:
+                continue
+            for kind in ("accuracy_without_circuit", "circuit_without_accuracy"):
+                if t.get(kind):
+                    kinds[(k, kind)] = kinds.get((k, kind), 0) + 1
+    n = len(seeds)
+    repl = {key: c for key, c in kinds.items() if c > n / 2}
+    if repl:
         verdict = SUPPORTED
-    elif second >= SECOND_HOP_HIGH or first < SECOND_HOP_LOW:
+    elif all(v.verdict == NOT_SUPPORTED for v in seeds):
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
+    reason = (f"over {n} seeds: " + "; ".join(f"seed {i}: {v.verdict}" for i, v in enumerate(seeds))
+              + ("; replicated dissociations: " + ", ".join(f"{k} ({kind.replace('_', ' ')}, "
+                                                           f"{c}/{n} seeds)"
+                                                           for (k, kind), c in repl.items())
+                 if repl else "; no dissociation in more than half of the seeds"))
+    decide = [] if verdict != INCONCLUSIVE else (
+        [f"a dissociation in the same run in more than {n // 2} of the {n} seeds"]
+        + [d for v in seeds for d in v.decide][:2])
+    rule = (CLAIM2_RULE + " Over seeds: a dissociation counts when the same run shows it in more "
+            "than half of the seeds; not supported when every seed is.")
+    fams = sorted({k.split("/")[0] for t in per_seed for k in t if k.split("/")[0] in circuit_families})
+    return Verdict("2 fake grokking", verdict, rule, reason,
+                   {"per_seed": [v.verdict for v in seeds], "replicated": [list(k) for k in repl]},
+                   per_family={f: {"verdict": verdict, "why": [reason]} for f in fams},
+                   decide=decide)
+
+
+# ---------------------------------------------------------------------------- claim 3
+JUDGED_SOURCE = "natural"   # claim 3 is judged per family on its naturally pretrained model
+
+CLAIM3_RULE = (
+    f"Finetune each pretrained model on replay + new atomic facts (no compositions with new "
+    f"facts). Judged per family on the model pretrained on the {JUDGED_SOURCE} data (the other "
+    f"pretrained models are shown with the same numbers, not judged, so no family's verdict is "
+    f"a best-of over regimes). Eligible: new-fact EM >= {NEW_LEARNED} after finetuning and the "
+    f"pretrained model composed ID queries (test_inferred_iid >= {COMPOSES}). Second-hop EM = "
+    f"the larger of old_new and new_new; the study's asymmetry = new_old EM minus second-hop EM, "
+    f"with a 95% interval (Wilson per rate, Newcombe for the difference; pooled over seeds by "
+    f"the pooling rule). Supported if new_old EM >= {FIRST_HOP_OK}, second-hop EM <= "
+    f"{SECOND_HOP_LOW} and the asymmetry's CI lies above 0. Not supported if the asymmetry's CI "
+    f"lies below 0 (new facts used more as second hop than as first), second-hop EM's CI lies "
+    f"at or above {SECOND_HOP_HIGH}, or new_old EM's CI lies below {SECOND_HOP_LOW} (no "
+    f"first-hop transfer). Otherwise, or not eligible, inconclusive. " + OVERALL_RULE)
+
+
+def _em(r: dict, cat: str) -> dict:
+    x = r.get(cat)
+    return x if isinstance(x, dict) else rate(x, (r.get("n") or {}).get(cat))
+
+
+def claim3_evidence(r: dict) -> dict:
+    """new_old, second-hop EM and their asymmetry as measures, for one finetuned model."""
+    no, on, nn = _em(r, "new_old"), _em(r, "old_new"), _em(r, "new_new")
+    second = on if (value(on) or 0) >= (value(nn) or 0) else nn
+    if isinstance(r.get("asymmetry"), dict):      # pooled over seeds: pooled per seed first
+        asym = r["asymmetry"]
+    else:
+        asym = difference(no, second)
+    return {"new_old": no, "second_hop": second,
+            "second_hop_split": "old_new" if second is on else "new_new", "asymmetry": asym}
+
+
+def _claim3_family(row: dict | None) -> tuple[str, list[str], list[str]]:
+    """(verdict, why, what would decide it) for a family's judged model."""
+    if row is None:
+        return NOT_ELIGIBLE, [f"no finetune of the {JUDGED_SOURCE} model"], []
+    iid, new = value(row.get("pretrained_iid")), value(row.get("atomic_new"))
+    if iid is None or iid < COMPOSES or new is None or new < NEW_LEARNED:
+        why = (f"pretrained ID {_f(iid)} (needs >= {COMPOSES}), new-fact EM "
+               f"{_f(new)} (needs >= {NEW_LEARNED})")
+        return NOT_ELIGIBLE, [why], [why]
+    e = claim3_evidence(row)
+    no, sec, asym = e["new_old"], e["second_hop"], e["asymmetry"]
+    alo, ahi = interval(asym)
+    slo, _ = interval(sec)
+    _, nhi = interval(no)
+    why = [f"new_old {_fm(no)}, {e['second_hop_split']} {_fm(sec)}, asymmetry {_fm(asym)}"]
+    if ahi is not None and ahi < 0:
+        return NOT_SUPPORTED, why + ["the asymmetry is reversed (second hop > first hop)"], []
+    if slo is not None and slo >= SECOND_HOP_HIGH:
+        return NOT_SUPPORTED, why + [f"second-hop EM >= {SECOND_HOP_HIGH}"], []
+    if nhi is not None and nhi < SECOND_HOP_LOW:
+        return NOT_SUPPORTED, why + [f"new_old EM's CI lies below {SECOND_HOP_LOW}: no first-hop "
+                                     "transfer"], []
+    if (value(no) or 0) >= FIRST_HOP_OK and (value(sec) or 0) <= SECOND_HOP_LOW and \
+            alo is not None and alo > 0:
+        return SUPPORTED, why, []
+    decide = []
+    if (value(no) or 0) < FIRST_HOP_OK:
+        decide.append(f"new_old EM {_f(value(no))} needs >= {FIRST_HOP_OK} to support (or a CI "
+                      f"below {SECOND_HOP_LOW} to refute)")
+    if (value(sec) or 0) > SECOND_HOP_LOW:
+        decide.append(f"second-hop EM {_f(value(sec))} needs <= {SECOND_HOP_LOW}")
+    if alo is None or alo <= 0:
+        decide.append(f"the asymmetry CI [{_f(alo)}, {_f(ahi)}] must exclude 0 (more queries or "
+                      "seeds narrow it)")
+    return INCONCLUSIVE, why, decide
+
+
+def _fm(m) -> str:
+    lo, hi = interval(m)
+    n = m.get("n") if isinstance(m, dict) else None
+    n = f", n={n}" if isinstance(n, int) else ""
+    return f"{_f(value(m))} [{_f(lo)}, {_f(hi)}{n}]" if lo is not None else _f(value(m))
+
+
+def judge_claim3(rows: list[dict]) -> Verdict:
+    """rows: {run: "family/source", pretrained_iid (None for scratch), atomic_new, new_old,
+    old_new, new_new} (numbers with "n": {category: queries}, or measures)."""
+    fams = list(dict.fromkeys(r["run"].split("/")[0] for r in rows))
+    per, why, decide = {}, {}, []
+    for fam in fams:
+        row = next((r for r in rows if r["run"] == f"{fam}/{JUDGED_SOURCE}"), None)
+        per[fam], why[fam], d = _claim3_family(row)
+        decide += [f"{fam}: {x}" for x in d]
+    verdict = overall(per) if per else INCONCLUSIVE
+    reason = "; ".join(f"{f}: {v} ({'; '.join(why[f])})" for f, v in per.items()) or "no finetune"
     return Verdict("3 limited transfer", verdict, CLAIM3_RULE, reason,
-                   {"eligible": names, "best_first_hop": first, "best_second_hop": second})
+                   {"judged": [f"{f}/{JUDGED_SOURCE}" for f in fams]},
+                   per_family={f: {"verdict": v, "why": why[f]} for f, v in per.items()},
+                   decide=decide)
 
 
 # ---------------------------------------------------------------------------- claim 4
 def claim4_rule(target: float) -> str:
     return (
         f"Per family, steps to reach OOD accuracy >= {target} for both_full (s_aug) and natural "
-        f"(s_nat; if natural never reaches it, its step budget is a lower bound). Supported if "
-        f"s_nat / s_aug >= {SPEEDUP_YES} (lower bound counts); not supported if natural reached "
-        f"the target and s_nat / s_aug < {SPEEDUP_NO}; otherwise, or if both_full never reaches "
-        f"the target, inconclusive. Across families: as claim 1.")
+        f"(s_nat; if natural never reaches it, its step budget is a lower bound). Speed-up = "
+        f"s_nat / s_aug per seed; over seeds, its geometric mean with a 95% t-interval on the log "
+        f"ratios (a lower bound when any seed's natural run was censored). Supported if the "
+        f"speed-up's lower end is >= {SPEEDUP_YES} (lower bounds count); not supported if natural "
+        f"reached the target in every seed and the upper end is < {SPEEDUP_NO}; otherwise, or if "
+        f"both_full never reaches the target, inconclusive. " + OVERALL_RULE)
+
+
+def _seq(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def speedup(aug: list, nat: list, budget: list) -> dict:
+    """Per-seed speed-ups (censored where natural never reached the target) and their pool."""
+    ratios, censored = [], []
+    for a, n, b in zip(aug, nat, budget):
+        ratios.append((n if n is not None else b) / max(a, 1))
+        censored.append(n is None)
+    logs = [math.log(max(r, 1e-9)) for r in ratios]
+    mean = sum(logs) / len(logs)
+    if len(logs) >= 2:
+        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+        half = t975(len(logs) - 1) * sd / math.sqrt(len(logs))
+    else:
+        half = 0.0
+    return {"value": math.exp(mean), "ci": [math.exp(mean - half), math.exp(mean + half)],
+            "per_seed": ratios, "censored": censored, "lower_bound": any(censored)}
 
 
 def judge_claim4(rows: list[dict], target: float) -> Verdict:
-    """rows: {family, aug_steps|None, nat_steps|None, nat_budget}."""
-    per = {}
+    """rows: {family, aug_steps, nat_steps, nat_budget}; each a number (one seed) or a list
+    with one entry per seed (None: never reached)."""
+    per, why, decide = {}, {}, []
     for r in rows:
-        if r["aug_steps"] is None:
-            per[r["family"]] = (INCONCLUSIVE + " (both_full never reached the target)", None)
+        fam = r["family"]
+        aug, nat, budget = _seq(r["aug_steps"]), _seq(r["nat_steps"]), _seq(r["nat_budget"])
+        if any(a is None for a in aug):
+            per[fam] = NOT_ELIGIBLE
+            why[fam] = [f"both_full never reached the target in {sum(a is None for a in aug)} "
+                        f"of {len(aug)} seed(s)"]
+            decide.append(f"{fam}: a both_full budget long enough to reach OOD >= {target}")
             continue
-        nat = r["nat_steps"] if r["nat_steps"] is not None else r["nat_budget"]
-        ratio = nat / max(r["aug_steps"], 1)
-        bound = "" if r["nat_steps"] is not None else ">= "
-        if ratio >= SPEEDUP_YES:
-            per[r["family"]] = (SUPPORTED, f"{bound}{ratio:.1f}x")
-        elif r["nat_steps"] is not None and ratio < SPEEDUP_NO:
-            per[r["family"]] = (NOT_SUPPORTED, f"{ratio:.1f}x")
+        sp = speedup(aug, nat, budget)
+        lo, hi = sp["ci"]
+        bound = ">= " if sp["lower_bound"] else ""
+        shown = (f"{bound}{sp['value']:.1f}x" + (f" [{lo:.1f}, {hi:.1f}]" if len(aug) > 1 else "")
+                 + (f" (seeds: {', '.join(f'{x:.1f}' for x in sp['per_seed'])})" if len(aug) > 1
+                    else ""))
+        why[fam] = [f"speed-up {shown}", f"s_aug {', '.join(f'{a:,}' for a in aug)}",
+                    "s_nat " + ", ".join("never" if n is None else f"{n:,}" for n in nat)]
+        if lo >= SPEEDUP_YES:
+            per[fam] = SUPPORTED
+        elif not sp["lower_bound"] and hi < SPEEDUP_NO:
+            per[fam] = NOT_SUPPORTED
         else:
-            per[r["family"]] = (INCONCLUSIVE, f"{bound}{ratio:.1f}x")
-    decided = {v for v, _ in per.values() if v in (SUPPORTED, NOT_SUPPORTED)}
-    all_decided = per and all(v in (SUPPORTED, NOT_SUPPORTED) for v, _ in per.values())
-    verdict = decided.pop() if all_decided and len(decided) == 1 else INCONCLUSIVE
-    reason = "; ".join(f"{f}: {v}" + (f" (speed-up {x})" if x else "") for f, (v, x) in per.items())
-    return Verdict("4 compute", verdict, claim4_rule(target), reason or "no runs",
-                   {"per_family": {f: v for f, (v, _) in per.items()}})
+            per[fam] = INCONCLUSIVE
+            if sp["lower_bound"]:
+                need = SPEEDUP_YES * max(aug)
+                decide.append(f"{fam}: natural needs a budget >= {need:,.0f} steps "
+                              f"({SPEEDUP_YES:g}x both_full's slowest {max(aug):,}) for the lower "
+                              f"bound to reach {SPEEDUP_YES:g}x; it has {max(budget):,}")
+            else:
+                decide.append(f"{fam}: the speed-up interval [{lo:.1f}, {hi:.1f}] must lie above "
+                              f"{SPEEDUP_YES:g} or below {SPEEDUP_NO:g} (more seeds narrow it)")
+    verdict = overall(per) if per else INCONCLUSIVE
+    reason = "; ".join(f"{f}: {v} ({'; '.join(why[f])})" for f, v in per.items()) or "no runs"
+    return Verdict("4 compute", verdict, claim4_rule(target), reason,
+                   {"per_family": per},
+                   per_family={f: {"verdict": v, "why": why[f]} for f, v in per.items()},
+                   decide=decide)

@@ -47,12 +47,3 @@ def flops_per_step(n_params: int, model: dict, batch_size: int) -> float:
     fwd, bwd = applications(model)
     tokens = batch_size * input_length(model)
     return float(tokens) * n_params * (2 * fwd + 4 * bwd)
-
-
-def to_target(rows: list[dict], key: str, target: float) -> int | None:
-    """First logged step whose ``row[key] >= target``; None if never."""
-    for r in rows:
-        v = r.get(key)
-        if v is not None and v >= target:
-            return int(r["step"])
-    return None

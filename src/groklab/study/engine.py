@@ -6,6 +6,7 @@ Everything here is a thin call into another layer's public API (docs/architectur
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -55,16 +56,19 @@ def manifest(path: Path) -> dict:
 
 # ---------------------------------------------------------------------------- train
 def run_config(scale: StudyScale, family: str, *, data_path: Path, steps: int, eval_every: int,
-               device: str, finetune: bool = False) -> dict:
-    """The RunConfig (as a nested dict) of one study run; validated by the train layer."""
+               device: str, finetune: bool = False, seed: int = 0,
+               data: dict | None = None) -> dict:
+    """The RunConfig (as a nested dict) of one study run; validated by the train layer.
+    ``seed``: model init and batch order (train.seed); ``data``: the dataset's config when it
+    is not the scale's (a seed's own graph)."""
     optim = dict(scale.optim[family])
     if finetune:
         optim.update(scale.finetune_optim.get(family, {}))
     train = dict(scale.train, steps=steps, eval_every=eval_every, device=device,
-                 early_stop_patience=0, threads=1)
+                 early_stop_patience=0, threads=1, seed=seed)
     raw = {"preset": f"study-{scale.name}", "data_path": str(data_path),
-           "data": dict(scale.data), "model": dict(scale.models[family]), "optim": optim,
-           "train": train}
+           "data": dict(data if data is not None else scale.data),
+           "model": dict(scale.models[family]), "optim": optim, "train": train}
     return config_from_dict(raw).to_dict()
 
 
@@ -120,8 +124,29 @@ def metrics(run_dir: str | Path) -> list[dict]:
     return rundir.read_metrics(run_dir)
 
 
+_INIT_FNS = ("normal_", "trunc_normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_",
+             "xavier_uniform_", "xavier_normal_", "zeros_", "ones_", "constant_", "orthogonal_")
+
+
+@contextlib.contextmanager
+def _without_init():
+    """torch.nn.init's initialisers as no-ops: a model built only to be counted need not be
+    initialised (the paper-scale TRM's truncated-normal init costs tens of CPU seconds; the meta
+    device costs as much in first-use imports)."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FNS}
+    try:
+        for name in _INIT_FNS:
+            setattr(torch.nn.init, name, lambda tensor, *a, **k: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
 def n_params(model: dict, vocab_size: int) -> int:
-    return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
+    """Parameter count of a model config (built uninitialised, then dropped)."""
+    with _without_init():
+        return int(count_params(build_model(ModelConfig.from_dict(model), vocab_size)))
 
 
 def vocab_size(data_dir: str | Path) -> int:
@@ -249,6 +274,9 @@ def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,
     out.update(similarity=tr["restored_corr"]["value"], ci_low=tr["restored_corr"]["ci"][0],
                ci_high=tr["restored_corr"]["ci"][1], n=tr["n"],
                lens_corr=lens["bridge_mrr_corr"]["value"], lens_ci=lens["bridge_mrr_corr"]["ci"],
+               similarity_free=tr["restored_corr_free"]["value"],
+               free_ci=tr["restored_corr_free"]["ci"], cells=tr["cells"],
+               free_cells=tr["free_cells"],
                maps={name: {"values": tr[k]["restored"], "rows": tr[k]["stages"],
                             "cols": tr[k]["positions"]}
                      for name, k in (("grokked (natural)", "a"), ("non-grokked", "b"))},

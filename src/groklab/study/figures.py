@@ -10,9 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from groklab.analysis.plots import short_stage  # noqa: E402  (the tick labels `compare` uses)
 from groklab.fsutil import atomic_write_bytes  # noqa: E402
 
 _DPI = 90
+ANNOTATE_MAX_CELLS = 120   # heatmap panels up to this many cells get their values written in
 
 
 def _save(fig, path: Path) -> Path:
@@ -25,8 +27,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def curves(path: Path, title: str, panels: dict[str, dict[str, tuple[list, list]]]) -> Path:
-    """One subplot per panel (e.g. regime); each panel maps a label to (steps, values)."""
+def curves(path: Path, title: str, panels: dict[str, dict[str, tuple[list, list]]],
+           ylabel: str = "accuracy / rate") -> Path:
+    """One subplot per panel (e.g. regime); each panel maps a label to (steps, values).
+    ``ylabel`` is written on the first panel of each row (the y axis is shared)."""
     n = len(panels)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
@@ -42,6 +46,8 @@ def curves(path: Path, title: str, panels: dict[str, dict[str, tuple[list, list]
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=9)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
@@ -74,18 +80,34 @@ def grid(path: Path, title: str, rows: list[str], cols: list[str], values: list[
 
 def heatmaps(path: Path, title: str, maps: dict[str, tuple[np.ndarray, list[str], list[str]]],
              vmin: float | None = None, vmax: float | None = None) -> Path:
-    """Side-by-side heatmaps sharing a colour scale: name -> (array, row labels, col labels)."""
+    """Side-by-side heatmaps sharing a colour scale: name -> (array, row labels, col labels).
+
+    Drawn as ``groklab compare`` draws its grids: stages on the y axis with the earliest at
+    the bottom and short labels (``blocks.1.hook_resid_post`` -> ``b1.post``), and each cell's
+    value written in it while a panel has at most ANNOTATE_MAX_CELLS cells."""
     n = len(maps)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n + 0.8, 3.6), squeeze=False)
     arrays = [np.asarray(a, dtype=float) for a, _, _ in maps.values()]
+    n_rows = max((a.shape[0] for a in arrays), default=1)
+    n_cols = max((a.shape[1] for a in arrays if a.ndim == 2), default=1)
+    fig, axes = plt.subplots(1, n, figsize=(max(3.4, 0.42 * n_cols + 1.4) * n + 0.8,
+                                            max(3.0, 0.3 * n_rows + 1.2)),
+                             squeeze=False, layout="constrained")
     lo = vmin if vmin is not None else min(float(np.nanmin(a)) for a in arrays)
     hi = vmax if vmax is not None else max(float(np.nanmax(a)) for a in arrays)
+    mid = (lo + hi) / 2
     im = None
-    for ax, (name, (arr, rlab, clab)) in zip(axes.flat, maps.items()):
-        im = ax.imshow(np.asarray(arr, dtype=float), vmin=lo, vmax=hi, cmap="magma", aspect="auto")
+    for ax, arr, (name, (_, rlab, clab)) in zip(axes.flat, arrays, maps.items()):
+        im = ax.imshow(arr, vmin=lo, vmax=hi, cmap="magma", aspect="auto", origin="lower")
         ax.set_title(name, fontsize=9)
-        ax.set_yticks(range(len(rlab)), rlab, fontsize=6)
-        ax.set_xticks(range(len(clab)), clab, fontsize=7)
+        ax.set_yticks(range(len(rlab)), [short_stage(str(r)) for r in rlab], fontsize=7)
+        ax.set_xticks(range(len(clab)), [str(c) for c in clab], fontsize=7)
+        ax.set_xlabel("position", fontsize=8)
+        if arr.size <= ANNOTATE_MAX_CELLS:
+            for (i, j), v in np.ndenumerate(arr):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if v < mid else "black")
+    axes[0, 0].set_ylabel("stage (earliest at the bottom)", fontsize=8)
     if im is not None:
         fig.colorbar(im, ax=list(axes.flat), fraction=0.03)
     fig.suptitle(title, fontsize=10)

@@ -10,6 +10,10 @@ STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, -scratc
 STUDY/analysis/*.json            claim 1-4 evidence
 STUDY/logs/<kind>/<run>.log      output of each run trained by a --jobs N worker
 STUDY/figures/*.png, report.md, report.html, report.json
+
+--seeds N > 1: STUDY/study.json (scale, families, seeds), STUDY/data/ (shared unless
+--vary-graph), STUDY/seeds/<k>/ (seed k's single-seed study, the layout above without data/
+when the graph is shared), STUDY/report.* (pooled over the seeds), STUDY/logs/
 ```
 """
 
@@ -30,11 +34,16 @@ LOGS_DIR = "logs"                     # per-run logs of --jobs N workers
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
-class StudyLayout:
-    """Paths inside one study directory."""
+SEEDS_DIR = "seeds"                   # a multi-seed study: one single-seed study per seed
 
-    def __init__(self, out: str | Path):
+
+class StudyLayout:
+    """Paths inside one study directory. ``data_root``: where its datasets live when not in
+    its own ``data/`` (the seeds of a multi-seed study on one graph share the top one)."""
+
+    def __init__(self, out: str | Path, data_root: str | Path | None = None):
         self.out = Path(out)
+        self._data_root = Path(data_root) if data_root is not None else None
 
     @property
     def study_json(self) -> Path:
@@ -42,7 +51,11 @@ class StudyLayout:
 
     @property
     def data_root(self) -> Path:
-        return self.out / "data"
+        return self._data_root if self._data_root is not None else self.out / "data"
+
+    def seed_dir(self, seed: int) -> Path:
+        """``seeds/<seed>/``: seed ``seed``'s single-seed study inside a multi-seed study."""
+        return self.out / SEEDS_DIR / str(seed)
 
     def data_dir(self, source: str) -> Path:
         return self.data_root / source

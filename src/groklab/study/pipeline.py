@@ -66,10 +66,12 @@ class RunSpec:
     init_from: str | None = None    # pretrained run directory (finetune)
     lens_splits: tuple = ()
     lens_queries: int = 200
+    seed: int = 0                   # the study seed it belongs to (names the run across seeds)
+    log_dir: str | None = None      # its study's logs/ (None: the training study's)
 
     @property
     def name(self) -> str:
-        return f"{self.kind}/{self.family}-{self.source}"
+        return f"{self.kind}/{self.family}-{self.source}" + (f"-seed{self.seed}" if self.seed else "")
 
 
 @contextlib.contextmanager
@@ -95,14 +97,17 @@ class Study:
     """A study directory plus the plan that fills it."""
 
     def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
-                 device: str = "auto", jobs: int = 1, log=print):
+                 device: str = "auto", jobs: int = 1, log=print, seed: int = 0,
+                 data_root: str | Path | None = None, vary_graph: bool = False):
         self.out = Path(out)
-        self.layout = StudyLayout(out)
+        self.layout = StudyLayout(out, data_root)
         self.scale = scale
         self.families = tuple(families)
         self.device = device
         self.jobs = jobs
         self.log = log
+        self.seed = seed              # train.seed of every run (model init, batch order)
+        self.vary_graph = vary_graph  # the graph's seed is the study seed too
 
     # ------------------------------------------------------------------ paths
     def data_dir(self, name: str) -> Path:
@@ -126,9 +131,15 @@ class Study:
                                "directory, or an existing study; this one has no study.json)")
         self.out.mkdir(parents=True, exist_ok=True)
         want = {"scale": self.scale.to_dict()}
+        if self.seed:
+            want["seed"] = self.seed
+        if self.vary_graph:
+            want["vary_graph"] = True
         if path.exists():
             have = json.loads(path.read_text())
-            if have.get("scale") != json.loads(json.dumps(want["scale"])):
+            if (have.get("scale") != json.loads(json.dumps(want["scale"]))
+                    or have.get("seed", 0) != self.seed
+                    or have.get("vary_graph", False) != self.vary_graph):
                 raise GroklabError(
                     f"out={str(self.out)!r} holds a study made with a different configuration "
                     f"(scale {have.get('scale', {}).get('name')!r}); use a new --out or remove it")
@@ -145,50 +156,66 @@ class Study:
         atomic_write_json(path, info)
 
     # ------------------------------------------------------------------ plan
+    @property
+    def graph_seed(self) -> int:
+        return self.seed if self.vary_graph else self.scale.data.get("seed", 0)
+
     def data_config(self, source: str) -> dict:
-        cfg = dict(self.scale.data, regime=GROKKED if source == CONTROL else source)
+        cfg = dict(self.scale.data, regime=GROKKED if source == CONTROL else source,
+                   seed=self.graph_seed)
         if source == CONTROL:
             cfg["phi"] = "max"
         return cfg
 
+    def _config(self, family: str, source: str, finetune: bool = False) -> dict:
+        data = INJECTED if finetune else source
+        steps = (self.scale.finetune_steps if finetune
+                 else self.scale.steps_for(family, source))
+        every = self.scale.finetune_eval_every if finetune else self.scale.eval_every[family]
+        return engine.run_config(self.scale, family, data_path=self.data_dir(data), steps=steps,
+                                 eval_every=every, device=self.device, finetune=finetune,
+                                 seed=self.seed, data=dict(self.scale.data, seed=self.graph_seed))
+
+    def _spec(self, kind: str, family: str, source: str, cfg: dict, **kw) -> RunSpec:
+        return RunSpec(kind, family, source, str(self.run_dir(kind, family, source)), cfg,
+                       lens_queries=self.scale.lens_queries, seed=self.seed,
+                       log_dir=str(self.out / LOGS_DIR), **kw)
+
     def pretrain_specs(self) -> list[RunSpec]:
-        specs = []
-        for fam in self.families:
-            for source in REGIMES + (CONTROL,):
-                cfg = engine.run_config(self.scale, fam, data_path=self.data_dir(source),
-                                        steps=self.scale.pretrain_steps[fam],
-                                        eval_every=self.scale.eval_every[fam], device=self.device)
-                specs.append(RunSpec("pretrain", fam, source,
-                                     str(self.run_dir("pretrain", fam, source)), cfg,
-                                     lens_splits=("test_inferred_ood", "test_inferred_iid"),
-                                     lens_queries=self.scale.lens_queries))
-        return specs
+        return [self._spec("pretrain", fam, source, self._config(fam, source),
+                           lens_splits=("test_inferred_ood", "test_inferred_iid"))
+                for fam in self.families for source in REGIMES + (CONTROL,)]
 
     def finetune_specs(self) -> list[RunSpec]:
-        specs = []
-        for fam in self.families:
-            for source in REGIMES + (SCRATCH,):
-                cfg = engine.run_config(self.scale, fam, data_path=self.data_dir(INJECTED),
-                                        steps=self.scale.finetune_steps,
-                                        eval_every=self.scale.finetune_eval_every,
-                                        device=self.device, finetune=True)
-                init = None if source == SCRATCH else str(self.run_dir("pretrain", fam, source))
-                specs.append(RunSpec("finetune", fam, source,
-                                     str(self.run_dir("finetune", fam, source)), cfg,
-                                     init_from=init, lens_splits=("new_old", "old_new", "new_new"),
-                                     lens_queries=self.scale.lens_queries))
-        return specs
+        return [self._spec("finetune", fam, source, self._config(fam, source, finetune=True),
+                           init_from=None if source == SCRATCH else
+                           str(self.run_dir("pretrain", fam, source)),
+                           lens_splits=("new_old", "old_new", "new_new"))
+                for fam in self.families for source in REGIMES + (SCRATCH,)]
+
+    def saturation_steps(self) -> dict[str, int | None]:
+        """Claim 1's non-grokked model: both_full's first checkpoint after it fit, per family."""
+        from groklab.study.claims import FIT
+        return {fam: engine.saturation_checkpoint(self.run_dir("pretrain", fam, "both_full"), FIT)
+                for fam in self.families}
 
     def saturated_finetune_spec(self, family: str, step: int) -> RunSpec:
         """Finetune of the both_full run from its checkpoint at training saturation."""
-        cfg = engine.run_config(self.scale, family, data_path=self.data_dir(INJECTED),
-                                steps=self.scale.finetune_steps,
-                                eval_every=self.scale.finetune_eval_every,
-                                device=self.device, finetune=True)
         init = f"{self.run_dir('pretrain', family, 'both_full')}@{step}"
-        return RunSpec("finetune", family, SATURATED, str(self.run_dir("finetune", family, SATURATED)),
-                       cfg, init_from=init, lens_splits=("new_old", "old_new", "new_new"),
-                       lens_queries=self.scale.lens_queries)
+        return self._spec("finetune", family, SATURATED,
+                          self._config(family, SATURATED, finetune=True), init_from=init,
+                          lens_splits=("new_old", "old_new", "new_new"))
+
+    def stage_specs(self, stage: str) -> list[RunSpec]:
+        """The training runs a stage needs (a multi-seed study trains all seeds' at once)."""
+        if stage == "pretrain":
+            return self.pretrain_specs()
+        if stage == "claim3":
+            return self.finetune_specs()
+        if stage == "claim1":
+            return [self.saturated_finetune_spec(f, s) for f, s in self.saturation_steps().items()
+                    if s is not None]
+        return []
 
     # ------------------------------------------------------------------ running
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
@@ -198,7 +225,8 @@ class Study:
         t_all = time.perf_counter()
         with _sigterm_as_interrupt():
             self._run_stages(stages, done)
-        self.log(f"study finished in {time.perf_counter() - t_all:.1f} s: {self.out / 'report.md'}")
+        self.log(f"study finished in {time.perf_counter() - t_all:.1f} s; report: "
+                 f"{self.out / 'report.md'} and {self.out / 'report.html'}")
         return done
 
     def _run_stages(self, stages: tuple[str, ...], done: dict) -> None:
@@ -248,7 +276,8 @@ class Study:
         and exits, so the next ``reproduce`` resumes each run from it. A failed run is reported
         at the end; the other runs go on."""
         by_name = {s.name: s for s in todo}
-        jobs = [StudyRunJob(s.name, asdict(s), str(self.out / LOGS_DIR)) for s in todo]
+        jobs = [StudyRunJob(s.name, asdict(s), s.log_dir or str(self.out / LOGS_DIR))
+                for s in todo]
         n, failed = len(todo), []
 
         def on_done(job, record):
@@ -275,7 +304,7 @@ class Study:
         for spec in running:
             rows = engine.metrics(spec.run_dir) if engine.started(spec.run_dir) else []
             if rows:
-                bits.append(f"{spec.family}-{spec.source} step {rows[-1]['step']}/"
+                bits.append(f"{spec.name.split('/', 1)[1]} step {rows[-1]['step']}/"
                             f"{spec.config['train']['steps']}")
         self.log(f"  ... {k}/{n} done, {time.perf_counter() - t0:.0f} s; "
                  + (", ".join(bits) or "starting"))

@@ -18,7 +18,7 @@ from groklab.study.compute import FORMULA
 from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, STAGE_NAMES
 from groklab.study.markers import marker_path
 from groklab.study.scales import CONTROL, REGIMES
-from groklab.train.rundir import CONFIG_NAME
+from groklab.train.rundir import CONFIG_NAME, read_summary
 
 OOD, IID = "test_inferred_ood", "test_inferred_iid"
 TRANSFER = ("atomic_new", "new_old", "old_new", "new_new")
@@ -46,6 +46,13 @@ def fe(x) -> str:
 
 def _final(rows: list[dict], key: str):
     return next((r[key] for r in reversed(rows) if r.get(key) is not None), None)
+
+
+def _grokking(rows: list[dict], ood_target: float) -> dict:
+    g = claims.grokking([int(r["step"]) for r in rows], [r.get("train_acc") for r in rows],
+                        [r.get(f"acc/{IID}") for r in rows], [r.get(f"acc/{OOD}") for r in rows],
+                        ood_target)
+    return {**g, "why": claims.grokking_why(g)}
 
 
 def _load(path: Path):
@@ -78,6 +85,8 @@ def collect(study_dir: Path) -> dict:
                 "study_bridge_ood": _final(rows, engine.study_key(OOD, "bridge_found")),
                 "study_target_ood": _final(rows, engine.study_key(OOD, "target_found")),
                 "study_chance_ood": _final(rows, engine.study_key(OOD, "chance")),
+                "grokking": _grokking(rows, info["scale"].get("ood_target", 0.5)),
+                "device": (read_summary(runs / "pretrain" / f"{fam}-{src}") or {}).get("device"),
             }
     c1 = [_load(study_dir / "analysis" / f"claim1-{fam}.json") for fam in fams]
     c1 = [r for r in c1 if r is not None]
@@ -179,9 +188,8 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
         f"Scale `{scale['name']}` is far smaller than the study's: verdicts say what *these* runs "
         "show, by the rules stated under each claim, and 'inconclusive at this scale' means the "
         "runs could not decide."))
-    doc.add(D.Heading(1, "Verdicts"),
-            D.Table(["claim", "verdict", "evidence"],
-                    [[v["claim"], f"**{v['verdict']}**", v["reason"]] for v in ev["verdicts"]]))
+    doc.add(D.Summary(summary_paragraph(ev["verdicts"], 1)))
+    verdict_blocks(doc, ev["verdicts"])
 
     _setup(doc, ev)
     _pretraining(doc, ev, figs)
@@ -194,6 +202,48 @@ def build(ev: dict, figs: dict[str, Path]) -> D.Document:
     _paper_cost(doc, fams)
     _configs(doc, ev)
     return doc
+
+
+CLAIM_WORDS = {"1 same path": "grokked and non-grokked models use the same inference path",
+               "2 fake grokking": "OOD accuracy and the circuit can come apart (fake grokking)",
+               "3 limited transfer": "new facts transfer as first hop, almost never as second",
+               "4 compute": "natural data needs >= 5x the compute of augmented data"}
+
+
+def summary_paragraph(verdicts: list[dict], seeds: int) -> str:
+    """'What this study found', generated from the verdicts (one paragraph)."""
+    bits = []
+    for v in verdicts:
+        fam = v.get("per_family") or {}
+        per = ", ".join(f"{f} {x['verdict']}" for f, x in fam.items())
+        bits.append(f"claim {v['claim'].split()[0]} ({CLAIM_WORDS.get(v['claim'], v['claim'])}): "
+                    f"**{v['verdict']}**" + (f" ({per})" if per and len(fam) > 1 else ""))
+    c4 = next((v for v in verdicts if v["claim"] == "4 compute"), None)
+    if c4 is None or c4["verdict"] == claims.INCONCLUSIVE:
+        worth = ("whether waiting for grokking is worth its compute is not decided by these runs "
+                 "(see claim 4's 'what would decide it')")
+    elif c4["verdict"] == claims.SUPPORTED:
+        worth = ("here, reaching OOD generalisation from natural data took >= 5x the steps that "
+                 "augmented data took: waiting for grokking was the costly route")
+    else:
+        worth = ("here, natural data reached OOD generalisation within 2x the steps of augmented "
+                 "data: waiting was not much costlier")
+    seed_txt = (f"pooled over {seeds} seeds" if seeds > 1 else
+                "one seed (seed 0: intervals are within-seed sampling only)")
+    return (f"{seed_txt[0].upper()}{seed_txt[1:]}: " + "; ".join(bits) + f". In short, {worth}.")
+
+
+def verdict_blocks(doc: D.Document, verdicts: list[dict]) -> None:
+    """The verdicts table: overall, per family, and what would decide each undecided one."""
+    rows = []
+    for v in verdicts:
+        fam = v.get("per_family") or {}
+        per = "; ".join(f"{f}: {x['verdict']}" for f, x in fam.items()) or "—"
+        rows.append([v["claim"], D.Badge(v["verdict"], "#" + D.verdict_anchor(v["claim"])), per,
+                     "; ".join(v.get("decide") or []) or "—", v["reason"]])
+    doc.add(D.Heading(1, "Verdicts"),
+            D.Table(["claim", "verdict", "per family", "what would decide it", "evidence"], rows,
+                    caption="Overall verdict by the rule under each claim: " + claims.OVERALL_RULE))
 
 
 def _claim3(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
@@ -211,17 +261,21 @@ def _claim3(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
             if not key.startswith(fam + "/"):
                 continue
             src = key.split("/", 1)[1]
-            rows.append([src, fa(r.get("pretrained_iid")), fa(r["atomic_new"]), fa(r["new_old"]),
-                         fa(r["old_new"]), fa(r["new_new"]), fa(r.get("bridge/new_old")),
+            e = claims.claim3_evidence(r)
+            rows.append([src, fa(r.get("pretrained_iid")), fa(r["atomic_new"]), fci(e["new_old"]),
+                         fci(claims._em(r, "old_new")), fci(claims._em(r, "new_new")),
+                         fci(e["asymmetry"]), fa(r.get("bridge/new_old")),
                          fa(r.get("bridge/old_new")), fa(r.get("bridge/new_new")),
                          fs(r.get("new_learned_step"), r.get("steps")), fa(r.get("replay_inferred")),
                          fa(r.get("old_atomic")), fa(r.get("old_inferred"))])
         doc.add(D.Table(
-            ["finetuned from", "ID acc before", "new facts EM", "new_old EM", "old_new EM",
-             "new_new EM", "bridge new_old", "bridge old_new", "bridge new_new",
+            ["finetuned from", "ID acc before", "new facts EM", "new_old EM [Wilson CI] (n)",
+             "old_new EM", "new_new EM", "asymmetry: new_old - second hop [Newcombe CI]",
+             "bridge new_old", "bridge old_new", "bridge new_new",
              "new facts >= .9 at", "replay inferred EM", "old atomic EM (not replayed)",
              "old inferred EM (not replayed)"],
-            rows, caption=f"Claim 3 evidence, {fam} (final evaluation of each finetune run)"))
+            rows, caption=f"Claim 3 evidence, {fam} (final evaluation of each finetune run; "
+                          f"judged: the {claims.JUDGED_SOURCE} row)"))
         if f"transfer-{fam}" in figs:
             doc.add(D.Figure(figs[f"transfer-{fam}"], f"{fam}: transfer grid"))
     doc.add(D.Table(["category", "reference"], [[k, t] for k, t in reference.TRANSFER.items()],
@@ -298,12 +352,19 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
         a = c.get("bridge_correct_ood") or {}
         g = c.get("bridge_correct_ood_grokked") or {}
         path = c.get("path") or {}
-        rows.append([c["family"], fa(c.get("acc_grokked")),
+        neg = c.get("negative_control") or {}
+        free = path.get("free") or {}
+        rows.append([c["family"], (c.get("grokking") or {}).get("why", "—"),
+                     fa(c.get("acc_grokked")),
                      "never fit" if c.get("saturation_step") is None else
                      f"{c['saturation_step']:,} (fit at {fs(c.get('train_fit_step'))})",
                      fa(c.get("acc_nongrokked")), fa(c.get("ood_nongrokked")),
                      fci(a), fci(a.get("chance")), fci(g), fci(g.get("chance")),
                      fci({**path, "n": path.get("n")}),
+                     (f"{fci(free)} over {path['free_cells']} of {path['cells']}"
+                      if path.get("free_cells") is not None else "—"),
+                     (f"{fci(neg)} (natural@{neg.get('step'):,}, ID {fa(neg.get('iid_at_step'))})"
+                      if neg.get("value") is not None else neg.get("error", "—")),
                      fci({"value": path.get("lens_corr"), "ci": path.get("lens_ci")}),
                      c.get("error", "")])
         for cat, d in (c.get("transfer_diff") or {}).items():
@@ -315,9 +376,11 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
                      fci({"value": k.get("lens_corr"), "ci": k.get("lens_ci")}),
                      k.get("error") or ""])
     doc.add(D.Table(
-        ["family", "natural ID acc", "both_full stopped at step", "its ID acc", "its OOD acc",
-         "(a) bridge found, correct OOD", "chance", "same, natural model", "chance",
-         "(b) path similarity (ID)", "lens bridge-MRR corr", "note"], rows,
+        ["family", "natural run (delay rule)", "natural ID acc", "both_full stopped at step",
+         "its ID acc", "its OOD acc", "(a) bridge found, correct OOD", "chance",
+         "same, natural model", "chance", "(b) path similarity (ID), whole grid",
+         "(b) over the free cells", "(b) negative control: memorising checkpoint",
+         "lens bridge-MRR corr", "note"], rows,
         caption="Claim 1 evidence: (a) the lens on the OOD test, over the queries each model "
                 "answers correctly, at any stage and the family's bridge positions (recursive: "
                 "any, the study's rule; causal: r2); (b) Pearson r of the causal-tracing grids"))
@@ -336,9 +399,13 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
     if cells:
         doc.add(D.Para(
             "Path similarity: " + (ev["claim1"][0].get("measure") or "") + f". The grids have "
-            f"{min(cells) if cells else 0}-{max(cells) if cells else 0} cells; any two models that "
-            "route r1 to the answer share their coarse structure, so a high correlation is "
-            "necessary for the claim, not sufficient."))
+            f"{min(cells) if cells else 0}-{max(cells) if cells else 0} cells, but cells that hold "
+            "one value on every query of both models are fixed by the architecture (restoring "
+            "the corrupted token's own embedding restores the answer; restoring a token before "
+            "it changes nothing), so the rule correlates the free cells only, and requires the "
+            f"negative control, a memorising checkpoint of the natural run, to come out "
+            f"dissimilar (r's CI below {claims.SIMILAR}): a high correlation alone is necessary "
+            "for the claim, not sufficient."))
     for fam in ev["study"]["families"]:
         if f"paths-{fam}" in figs:
             doc.add(D.Figure(figs[f"paths-{fam}"], f"{fam}: the two models' inference paths"))
@@ -416,8 +483,10 @@ def _positions(spec) -> str:
 
 
 def _verdict(doc: D.Document, v: dict) -> None:
-    doc.add(D.Para(f"**Verdict: {v['verdict']}.** {v['reason']}."),
-            D.Para(f"Rule: {v['rule']}"))
+    text = f"{v['reason']}."
+    if v.get("decide"):
+        text += " What would decide it: " + "; ".join(v["decide"]) + "."
+    doc.add(D.Verdict(v["claim"], v["verdict"], text, v["rule"]))
 
 
 def _setup(doc: D.Document, ev: dict) -> None:
@@ -427,17 +496,23 @@ def _setup(doc: D.Document, ev: dict) -> None:
     doc.add(D.Heading(1, "Set-up"),
             D.Bullets([
                 f"graph: {data['entities']} entities, {data['relations']} relations, out_degree "
-                f"{data['out_degree']}, OOD ratio {data['ood_ratio']}, phi {data['phi']}, seed "
-                f"{data.get('seed', 0)}",
+                f"{data['out_degree']}, OOD ratio {data['ood_ratio']}, phi {data['phi']}, graph "
+                f"seed {data.get('seed', 0) if not info.get('vary_graph') else info.get('seed', 0)}",
+                f"seed: train.seed {info.get('seed', 0)} (model init and batch order) for every "
+                f"run; a single seed: intervals are within-seed sampling only "
+                f"(`groklab reproduce --seeds N` pools N seeds)",
                 f"relations > out_degree so that new facts can be injected on unused (h, r) pairs "
                 f"({data['relations'] - data['out_degree']} unused relations per entity)",
                 f"new-knowledge set: {scale['inject']['new_facts']} new facts, replay budget "
                 f"{scale['inject']['replay']} items",
                 "model families: " + ", ".join(info["families"]),
-                "pretraining steps: " + ", ".join(f"{f} {scale['pretrain_steps'][f]:,}"
-                                                    for f in info["families"])
+                "pretraining steps: " + ", ".join(
+                    f"{f} {scale['pretrain_steps'][f]:,}" + "".join(
+                        f" ({src} {n:,})" for src, n in
+                        (scale.get("source_steps") or {}).get(f, {}).items())
+                    for f in info["families"])
                 + f"; finetuning steps: {scale['finetune_steps']:,}",
-                f"device: {info.get('device')}; groklab {info.get('groklab')}, torch "
+                f"device: {_devices_used(ev)} (requested: {info.get('device')}); groklab {info.get('groklab')}, torch "
                 f"{info.get('torch')}, python {info.get('python')}; started {info.get('created')}",
             ]))
     rows = []
@@ -454,15 +529,27 @@ def _setup(doc: D.Document, ev: dict) -> None:
                     caption="Stage wall times (a resumed stage shows its last run)"))
 
 
+def _devices_used(ev: dict) -> str:
+    """The devices the pretraining runs resolved to (their summary.json), e.g. ``cpu``."""
+    used = sorted({p["device"] for p in ev["pretrain"].values() if p.get("device")})
+    return ", ".join(used) or "not recorded"
+
+
 def _pretraining(doc: D.Document, ev: dict, figs: dict) -> None:
-    doc.add(D.Heading(1, "Pretraining"))
+    doc.add(D.Heading(1, "Pretraining"),
+            D.Para("Grokking delay rule: " + claims.GROK_RULE + " Lens rates are shown with "
+                   "their chance control in brackets: the same rule applied to an unrelated "
+                   "entity."))
     for fam in ev["study"]["families"]:
         rows = []
         for src in SOURCES:
             p = ev["pretrain"].get(f"{fam}/{src}")
             if p is None:
                 continue
+            g = p.get("grokking") or {}
             rows.append([src, fs(p["steps"]), "—" if p["wall_s"] is None else f"{p['wall_s']:.0f}",
+                         g.get("label", "—"), fs(g.get("fit_step"), p["steps"]),
+                         fs(g.get("id_step"), p["steps"]), fs(g.get("ood_step"), p["steps"]),
                          fa(p["train_acc"]), fa(p["iid"]), fa(p["ood"]),
                          f"{fa(p['bridge_iid'])} ({fa(p.get('bridge_iid_control'))})",
                          f"{fa(p['bridge_ood'])} ({fa(p.get('bridge_ood_control'))})",
@@ -470,7 +557,9 @@ def _pretraining(doc: D.Document, ev: dict, figs: dict) -> None:
                          f"{fa(p.get('study_bridge_ood'))} ({fa(p.get('study_chance_ood'))})",
                          fa(p.get("study_target_ood"))])
         pos = _positions(engine.bridge_positions(fam))
-        doc.add(D.Table(["data", "steps", "wall s", "train acc", "ID test acc", "OOD test acc",
+        doc.add(D.Table(["data", "steps", "wall s", "grokking (delay rule)", "train fit step",
+                         "ID >= .9 step", "OOD >= target step", "train acc", "ID test acc",
+                         "OOD test acc",
                          "bridge found ID (chance)", "bridge found OOD (chance)",
                          "study rule: bridge found, correct ID (chance)",
                          "study rule: bridge found OOD (chance)", "study rule: target found OOD"],
@@ -488,7 +577,8 @@ def _configs(doc: D.Document, ev: dict) -> None:
     doc.add(D.Heading(1, "Exact configuration"),
             D.Para("The study scale as resolved (`study.json`); each run's full config is its "
                    "`config.yaml`. Pretraining runs of one family differ only in `data_path`."),
-            D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml"))
+            D.Details("study scale (YAML)",
+                      [D.Code(yaml.safe_dump(info["scale"], sort_keys=False), "yaml")]))
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -513,5 +603,5 @@ def _append_run_configs(doc: D.Document, study_dir: Path, ev: dict) -> None:
         for kind, src in (("pretrain", GROKKED), ("finetune", GROKKED)):
             path = study_dir / "runs" / kind / f"{fam}-{src}" / CONFIG_NAME
             if path.exists():
-                doc.add(D.Para(f"`{path.relative_to(study_dir)}`:"),
-                        D.Code(path.read_text(), "yaml"))
+                doc.add(D.Details(f"`{path.relative_to(study_dir)}`",
+                                  [D.Code(path.read_text(), "yaml")]))

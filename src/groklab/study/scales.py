@@ -1,7 +1,8 @@
 """Study scales: the graph, the models, the step budgets and the evaluation cadence.
 
 ``micro`` is for CI (the whole pipeline in well under a minute), ``tiny`` is ``make demo``
-(<= 15 minutes on a 2-core CPU), ``small`` a long CPU or short GPU job, ``paper`` the study's
+(<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for every claim, meant
+for ``--seeds 3`` (<= 60 minutes), ``small`` a long CPU or short GPU job, ``paper`` the study's
 sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
 
 Injection needs unused (h, r) pairs, i.e. ``relations > out_degree``: the study's own graph
@@ -13,7 +14,7 @@ statistics comparable.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from groklab.data.config import REGIMES as data_regimes
 from groklab.errors import bad_value
@@ -46,9 +47,18 @@ class StudyScale:
     bootstrap: int = 1000            # bootstrap resamples for claim 1's CI
     ood_target: float = 0.5          # compute claim: OOD accuracy to reach
     gpu_job: bool = False
+    # family -> {source: steps}: budgets that differ from pretrain_steps (claim 4 needs the
+    # natural run long enough for its censored step count to bound a 5x speed-up)
+    source_steps: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.source_steps:   # studies made before the field existed resume unchanged
+            d.pop("source_steps")
+        return d
+
+    def steps_for(self, family: str, source: str) -> int:
+        return self.source_steps.get(family, {}).get(source, self.pretrain_steps[family])
 
 
 def _scale(name, *, data, inject, models, optim, train, pretrain_steps, eval_every,
@@ -123,6 +133,16 @@ _TINY = _scale(
     bootstrap=500,
 )
 
+# `groklab reproduce --scale cpu --seeds 3`: the tiny graph and models with the natural runs
+# long enough for claim 4 (both_full reaches OOD >= .5 at ~750 steps (decoder) / ~500 (TRM) at
+# tiny scale, so a censored natural run bounds the speed-up at >= 5x only beyond 3,750 / 2,500
+# steps), meant to be pooled over seeds; <= 60 min on an idle 2-core CPU (docs/study.md).
+_CPU = replace(
+    _TINY, name="cpu",
+    source_steps={"decoder": {"natural": 5000}, "recursive": {"natural": 3000}},
+    train=dict(_TINY.train, checkpoint_every=[[2000, 150], [None, 500]]),
+)
+
 _SMALL = _scale(
     "small",
     data=dict(entities=500, relations=100, out_degree=20, ood_ratio=0.05, phi=18.0, seed=0),
@@ -177,7 +197,7 @@ _PAPER = _scale(
     gpu_job=True,
 )
 
-SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _SMALL, _PAPER)}
+SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _CPU, _SMALL, _PAPER)}
 
 
 def get_scale(name: str) -> StudyScale:

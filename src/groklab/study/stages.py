@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine
-from groklab.study.claims import FIT, timeline
-from groklab.study.compute import flops_per_step, to_target
+from groklab.study.claims import FIT, LOW, grokking, grokking_why, timeline
+from groklab.forecast.features import first_hit
+from groklab.study.compute import flops_per_step
 from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES
 from groklab.study.report import write_report
 from groklab.study.scales import CONTROL, REGIMES
@@ -44,7 +45,7 @@ def stage_data(study: Study) -> dict:
     inj = dict(study.scale.inject)
     man = engine.make_injected(study.data_dir(GROKKED), study.data_dir(INJECTED),
                                new_facts=inj["new_facts"], replay=inj["replay"],
-                               seed=study.scale.data.get("seed", 0))
+                               seed=study.graph_seed)
     counts[INJECTED] = man["counts"]
     study.log(f"  data/{INJECTED}: " + ", ".join(f"{k} {v:,}" for k, v in man["counts"].items()))
     return {"counts": counts}
@@ -52,7 +53,7 @@ def stage_data(study: Study) -> dict:
 
 # ---------------------------------------------------------------------------- pretrain
 def stage_pretrain(study: Study) -> dict:
-    results = study.train_all(study.pretrain_specs())
+    results = study.train_all(study.stage_specs("pretrain"))
     return {"runs": sorted(results)}
 
 
@@ -61,10 +62,8 @@ def stage_claim1(study: Study) -> dict:
     """The study's claim-1 comparison per family (claims.CLAIM1_RULE): natural (final) against
     both_full stopped at training saturation, by (a) bridge found on correct OOD predictions,
     (b) path similarity on ID queries, (c) transfer equivalence; plus the phi = max control."""
-    sat = {fam: engine.saturation_checkpoint(study.run_dir("pretrain", fam, AUGMENTED), FIT)
-           for fam in study.families}
-    study.train_all([study.saturated_finetune_spec(fam, step)
-                     for fam, step in sat.items() if step is not None])
+    sat = study.saturation_steps()
+    study.train_all(study.stage_specs("claim1"))
     out = {}
     for fam in study.families:
         result = claim1_family(study, fam, sat[fam])
@@ -94,8 +93,10 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
     result = {"family": fam, "grokked_run": str(nat.relative_to(study.out)),
               "nongrokked_run": str(aug.relative_to(study.out)), "saturation_step": sat_step,
               "acc_grokked": final(engine.metrics(nat), f"acc/{IID}"),
+              "grokking": run_grokking(nat, scale.ood_target),
               "train_fit_step": next((int(r["step"]) for r in aug_rows
                                       if (r.get("train_acc") or 0) >= FIT), None)}
+    result["negative_control"] = negative_control(study, nat)
     control = engine.compare_paths(nat, sup, split=IID, n=scale.compare_queries,
                                    bootstrap=scale.bootstrap, device=study.device)
     result["phi_max_control"] = {
@@ -115,7 +116,10 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
                                  bootstrap=scale.bootstrap, device=study.device, step_b=sat_step)
     result["path"] = {"value": paths["similarity"], "ci": [paths["ci_low"], paths["ci_high"]],
                       "n": paths["n"], "measure": paths["measure"], "error": paths.get("error"),
-                      "lens_corr": paths.get("lens_corr"), "lens_ci": paths.get("lens_ci")}
+                      "lens_corr": paths.get("lens_corr"), "lens_ci": paths.get("lens_ci"),
+                      "free_cells": paths.get("free_cells"), "cells": paths.get("cells"),
+                      "free": {"value": paths.get("similarity_free"),
+                               "ci": paths.get("free_ci") or [None, None], "n": paths["n"]}}
     for key in ("maps", "maps_title", "measure"):
         if key in paths:
             result[key] = paths[key]
@@ -123,6 +127,42 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
         study.run_dir("finetune", fam, GROKKED), study.run_dir("finetune", fam, SATURATED),
         TRANSFER, scale.bootstrap)
     return result
+
+
+def run_grokking(run_dir: Path, ood_target: float) -> dict:
+    """The run's grokking-delay numbers and label (claims.GROK_RULE)."""
+    rows = engine.metrics(run_dir)
+    g = grokking([int(r["step"]) for r in rows], _series(rows, "train_acc"),
+                 _series(rows, f"acc/{IID}"), _series(rows, f"acc/{OOD}"), ood_target)
+    return {**g, "why": grokking_why(g)}
+
+
+MEMORISED = "train_inferred"   # the negative control's queries: compositions both models trained on
+
+
+def negative_control(study: Study, nat: Path) -> dict:
+    """Claim 1's negative control: the natural run's first checkpoint after it fit its training
+    set, if it did not compose ID queries then (a memorising model at the same train accuracy),
+    against the final natural model: path similarity on the training compositions."""
+    step = engine.saturation_checkpoint(nat, FIT)
+    if step is None:
+        return {"error": "the natural run never fit its training set (no memorising checkpoint)"}
+    acc = engine.accuracy_at(nat, step, (IID, MEMORISED))
+    out = {"step": step, "iid_at_step": acc.get(IID), "train_inferred_at_step": acc.get(MEMORISED),
+           "split": MEMORISED}
+    if (acc.get(IID) or 0) >= LOW:
+        out["error"] = (f"no memorising checkpoint: at step {step:,}, the first checkpoint after "
+                        f"the fit, the natural model already answers {acc.get(IID):.2f} of the ID "
+                        f"test (>= {LOW})")
+        return out
+    p = engine.compare_paths(nat, nat, split=MEMORISED, n=study.scale.compare_queries,
+                             bootstrap=study.scale.bootstrap, device=study.device, step_b=step)
+    out.update(value=p.get("similarity_free"), ci=p.get("free_ci") or [None, None], n=p["n"],
+               free_cells=p.get("free_cells"), cells=p.get("cells"),
+               whole_grid={"value": p["similarity"], "ci": [p["ci_low"], p["ci_high"]]})
+    if p.get("error"):
+        out["error"] = p["error"]
+    return out
 
 
 # ---------------------------------------------------------------------------- claim 2
@@ -150,7 +190,8 @@ def stage_claim2(study: Study) -> dict:
         for regime in REGIMES:
             run = study.run_dir("pretrain", fam, regime)
             n_iid = engine.manifest(study.data_dir(regime))["counts"].get(IID, 0)
-            tls[f"{fam}/{regime}"] = pretrain_timeline(run, min(study.scale.lens_queries, n_iid))
+            tls[f"{fam}/{regime}"] = {**pretrain_timeline(run, min(study.scale.lens_queries, n_iid)),
+                                      "grokking": run_grokking(run, study.scale.ood_target)}
     atomic_write_json(study.analysis_dir / "claim2.json",
                       {"split": OOD, "bridge_key": engine.study_key(OOD, "bridge_found"),
                        "target_key": engine.study_key(OOD, "target_found"), "rule": "study",
@@ -163,11 +204,13 @@ def stage_claim2(study: Study) -> dict:
 
 
 # ---------------------------------------------------------------------------- claim 3
-def transfer_row(run_dir: Path, pretrained: Path | None) -> dict:
+def transfer_row(run_dir: Path, pretrained: Path | None, counts: dict | None = None) -> dict:
+    """A finetuned model's final claim-3 numbers; ``counts``: the injected dataset's split
+    sizes, so every EM carries its n (``n``: {category: queries})."""
     rows = engine.metrics(run_dir)
     out = {cat: final(rows, f"acc/{cat}") for cat in TRANSFER}
     out.update({f"bridge/{cat}": final(rows, engine.bridge_key(cat)) for cat in TRANSFER[1:]})
-    out["new_learned_step"] = to_target(rows, "acc/atomic_new", 0.9)
+    out["new_learned_step"] = first_hit(rows, "acc/atomic_new", 0.9)
     out["replay_atomic"] = final(rows, "acc/replay_atomic")
     out["replay_inferred"] = final(rows, "acc/replay_inferred")
     out["old_atomic"] = final(rows, "acc/old_atomic")      # not replayed: forgetting
@@ -175,16 +218,19 @@ def transfer_row(run_dir: Path, pretrained: Path | None) -> dict:
     out["steps"] = rows[-1]["step"] if rows else None
     out["pretrained_iid"] = (final(engine.metrics(pretrained), f"acc/{IID}")
                              if pretrained is not None else None)
+    out["n"] = {cat: (counts or {}).get(cat) for cat in TRANSFER}
     return out
 
 
 def stage_claim3(study: Study) -> dict:
-    study.train_all(study.finetune_specs())
+    study.train_all(study.stage_specs("claim3"))
     table = {}
+    counts = engine.manifest(study.data_dir(INJECTED))["counts"]
     for fam in study.families:
         for source in REGIMES + (SCRATCH,):
             pre = None if source == SCRATCH else study.run_dir("pretrain", fam, source)
-            table[f"{fam}/{source}"] = transfer_row(study.run_dir("finetune", fam, source), pre)
+            table[f"{fam}/{source}"] = transfer_row(study.run_dir("finetune", fam, source), pre,
+                                                    counts)
     atomic_write_json(study.analysis_dir / "claim3.json", {"rows": table})
     return {"outputs": ["analysis/claim3.json"]}
 
@@ -206,7 +252,7 @@ def stage_compute(study: Study) -> dict:
             stats = man.get("stats", {})
             added = int(stats.get("added_hop1", 0)) + int(stats.get("added_hop2", 0))
             train_n = int(man["counts"]["train"])
-            step = to_target(mets, f"acc/{OOD}", target)
+            step = first_hit(mets, f"acc/{OOD}", target)
             rows[f"{fam}/{source}"] = {
                 "family": fam, "source": source, "params": n, "flops_per_step": per_step,
                 "batch_size": batch, "train_items": train_n, "added_items": added,

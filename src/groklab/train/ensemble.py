@@ -258,7 +258,7 @@ def _retire(active: list[Member], done: dict) -> list[Member]:
             keep.append(m)
             continue
         tr = m.trainer
-        summary = mx.summarize(tr.rows, stopped=m.stopped, finished=True)
+        summary = mx.summarize(tr.rows, stopped=m.stopped, finished=True, device=str(tr.device))
         rundir.write_summary(tr.run_dir, summary)
         if tr.cfg.train.plots:
             from groklab.train.plots import plot_run

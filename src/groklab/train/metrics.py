@@ -100,8 +100,10 @@ def train_acc(row: dict) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def summarize(rows: list[dict], *, stopped: str | None = None, finished: bool = False) -> dict:
-    """First step (and wall time) each threshold was reached, final and best accuracies.
+def summarize(rows: list[dict], *, stopped: str | None = None, finished: bool = False,
+              device: str | None = None) -> dict:
+    """First step (and wall time) each threshold was reached, final and best accuracies;
+    ``device``: the torch device the run resolved ``train.device`` to (``auto`` -> ``cpu``).
 
     Thresholds: ``train_acc >= 0.99`` and ``acc/<split> >= 0.9`` for every probe split.
     """
@@ -127,6 +129,7 @@ def summarize(rows: list[dict], *, stopped: str | None = None, finished: bool = 
         "first_time": first_time,
         "final": {k: last.get(k) for k in acc_keys + ["loss"]},
         "best": best,
+        **({"device": device} if device is not None else {}),
     }
 
 

@@ -40,9 +40,10 @@ COMPILE_BACKEND = "inductor"  # torch.compile backend of train.compile (tests us
 # train.compile on CUDA also replays the step's forward + backward as CUDA graphs (measured
 # gains: docs/performance.md)
 COMPILE_MODE = {"cuda": "reduce-overhead"}
-# progress-bar names of the probes (plain words; other splits show their own names)
-SHORT_NAMES = {"id_atomic": "ID facts", "ood_atomic": "OOD facts", "train_inferred": "train 2-hop",
-               "test_inferred_iid": "ID test", "test_inferred_ood": "OOD test"}
+# progress-bar names of the probes: plain words without spaces, so `name=value` pairs read
+# unambiguously (other splits show their own names)
+SHORT_NAMES = {"id_atomic": "facts_id", "ood_atomic": "facts_ood", "train_inferred": "train_2hop",
+               "test_inferred_iid": "test_id", "test_inferred_ood": "test_ood"}
 
 
 def log(msg: str) -> None:
@@ -284,7 +285,7 @@ class Trainer:
         finally:
             bar.close()
             writer.close()
-        summary = mx.summarize(self.rows, stopped=stopped, finished=True)
+        summary = mx.summarize(self.rows, stopped=stopped, finished=True, device=str(self.device))
         rundir.write_summary(self.run_dir, summary)
         if t.plots:
             plot_run(self.run_dir, self.rows)
@@ -295,12 +296,9 @@ class Trainer:
     def _record(self, row: dict, writer: mx.MetricsWriter, bar) -> None:
         self.rows.append(row)
         writer.append(row)
-        rundir.write_summary(self.run_dir, mx.summarize(self.rows))
+        rundir.write_summary(self.run_dir, mx.summarize(self.rows, device=str(self.device)))
         if not self.quiet:
-            accs = " ".join(f"{SHORT_NAMES.get(k[4:], k[4:])}={v:.2f}" for k, v in row.items()
-                            if k.startswith("acc/"))
-            loss = f"loss={row['loss']:.3g} " if row["loss"] is not None else ""
-            bar.set_postfix_str(loss + accs, refresh=False)
+            bar.set_postfix_str(bar_postfix(row), refresh=False)
 
     def _stop_reason(self) -> str | None:
         t, last = self.cfg.train, self.rows[-1]
@@ -335,6 +333,15 @@ def _deferred_sigint():
         yield got
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def bar_postfix(row: dict) -> str:
+    """The progress bar's text for a metrics row: ``loss=0.12 train=0.98 test_id=0.91 ...``."""
+    accs = [f"{SHORT_NAMES.get(k[4:], k[4:])}={v:.2f}" for k, v in row.items()
+            if k.startswith("acc/") and v is not None]
+    train = [f"train={row['train_acc']:.2f}"] if row.get("train_acc") is not None else []
+    loss = [f"loss={row['loss']:.3g}"] if row.get("loss") is not None else []
+    return " ".join(loss + train + accs)
 
 
 def _final_line(summary: dict) -> str:

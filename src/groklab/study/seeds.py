@@ -1,0 +1,97 @@
+"""``groklab reproduce --seeds N``: N single-seed studies and one report pooled over them.
+
+Seed k's study lives in ``STUDY/seeds/<k>/`` (an ordinary single-seed study directory; its
+runs use ``train.seed = k``). The graph is the scale's for every seed, its datasets shared in
+``STUDY/data/``, unless ``--vary-graph`` gives seed k the graph seed k too. Stage by stage,
+the training runs of all seeds go to one process pool first, so ``--jobs`` workers stay busy
+across seeds; then each seed's stage runs on its finished runs, and ``STUDY/report.*`` pools
+the seeds' evidence (:mod:`groklab.study.pooled`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from groklab import __version__
+from groklab.errors import GroklabError
+from groklab.fsutil import atomic_write_json
+from groklab.study.layout import STAGE_NAMES, StudyLayout
+from groklab.study.pipeline import Study, _sigterm_as_interrupt
+from groklab.study.scales import StudyScale
+
+
+class SeededStudy:
+    """A multi-seed study directory plus the plan that fills it."""
+
+    def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
+                 seeds: int, vary_graph: bool = False, device: str = "auto", jobs: int = 1,
+                 log=print):
+        if seeds < 2:
+            raise GroklabError(f"seeds={seeds} is invalid here (allowed: >= 2; one seed is an "
+                               "ordinary Study)")
+        self.out = Path(out)
+        self.layout = StudyLayout(out)
+        self.scale, self.families, self.seeds = scale, tuple(families), seeds
+        self.vary_graph, self.device, self.log = vary_graph, device, log
+        shared = None if vary_graph else self.layout.data_root
+        self.studies = [Study(self.layout.seed_dir(k), scale, families, device=device,
+                              jobs=jobs, log=self._seed_log(k), seed=k, data_root=shared,
+                              vary_graph=vary_graph) for k in range(seeds)]
+
+    def _seed_log(self, k: int):
+        return lambda msg: self.log(f"[seed {k}] {msg}")
+
+    def open(self) -> None:
+        path = self.layout.study_json
+        if self.out.exists() and not self.out.is_dir():
+            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a directory; this is a file)")
+        if self.out.is_dir() and not path.exists() and any(self.out.iterdir()):
+            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a new or empty "
+                               "directory, or an existing study; this one has no study.json)")
+        want = {"scale": json.loads(json.dumps(self.scale.to_dict())), "seeds": self.seeds,
+                "vary_graph": self.vary_graph}
+        if path.exists():
+            have = json.loads(path.read_text())
+            if {k: have.get(k) for k in want} != want:
+                raise GroklabError(
+                    f"out={str(self.out)!r} holds a study made with a different configuration "
+                    f"(scale {have.get('scale', {}).get('name')!r}, seeds {have.get('seeds', 1)}, "
+                    f"vary_graph {have.get('vary_graph', False)}); use a new --out or remove it")
+            fams = list(dict.fromkeys(list(have.get("families", [])) + list(self.families)))
+        else:
+            fams = list(self.families)
+        self.families = tuple(fams)
+        self.out.mkdir(parents=True, exist_ok=True)
+        created = (json.loads(path.read_text()).get("created") if path.exists()
+                   else time.strftime("%Y-%m-%d %H:%M:%S"))
+        atomic_write_json(path, {**want, "families": fams, "device": self.device,
+                                 "groklab": __version__, "python": sys.version.split()[0],
+                                 "command": " ".join(sys.argv), "created": created,
+                                 "seed_dirs": [str(s.out.relative_to(self.out))
+                                               for s in self.studies]})
+        for s in self.studies:
+            s.families = self.families
+            s.open()
+
+    def run(self) -> dict:
+        """Every stage for every seed, then the pooled report; returns {seed: {stage: marker}}."""
+        from groklab.study.pooled import write_pooled_report
+
+        self.open()
+        t0 = time.perf_counter()
+        done: dict[int, dict] = {s.seed: {} for s in self.studies}
+        with _sigterm_as_interrupt():
+            for i, stage in enumerate(STAGE_NAMES, 1):
+                self.log(f"[stage {i}/{len(STAGE_NAMES)}] {stage}: {self.seeds} seeds")
+                specs = [spec for s in self.studies for spec in s.stage_specs(stage)]
+                if specs:
+                    self.studies[0].train_all(specs)
+                for s in self.studies:
+                    s._run_stages((stage,), done[s.seed])
+            paths = write_pooled_report(self.out)
+        self.log(f"study ({self.seeds} seeds) finished in {time.perf_counter() - t0:.1f} s: "
+                 f"{paths[1]}")
+        return done
