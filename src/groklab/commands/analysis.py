@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from groklab.errors import check_range
+from groklab.errors import GroklabError, check_range
 
 POSITIONS_HELP = ("groklab rule: positions where a top-1 decode of the bridge counts as 'bridge "
                   "found': auto (causal models: r2; recursive: all), all, or a comma list such "
@@ -38,6 +38,11 @@ def register(sub) -> None:
     lens.add_argument("--json", action="store_true",
                       help="print one JSON object (n, bridge_found, bridge_found_correct, "
                       "target_found, chance, ... under --rule) instead of the text summary")
+    lens.add_argument("--bridge-order", action="store_true",
+                      help="the k-hop lens: for each bridge b_i the stage and position where it "
+                      "is first decoded (a stage x hop map) and how often bridges resolve in "
+                      "order; the default for splits of 3 or more hops (docs/khop.md)")
+    _depth_options(lens)
     lens.set_defaults(func=cmd_lens)
 
     trace = sub.add_parser("trace", help="causal tracing: patch clean states into corrupted runs",
@@ -49,8 +54,9 @@ def register(sub) -> None:
     trace.add_argument("run", metavar="RUN", help="run directory (made by `groklab train`)")
     trace.add_argument("--step", type=int, default=None,
                        help="checkpoint step (default: the latest good checkpoint)")
-    trace.add_argument("--corrupt", choices=("h", "r1", "r2"), default="r1",
-                       help="which input token the counterfactual changes (default r1)")
+    trace.add_argument("--corrupt", choices=("h", *(f"r{i}" for i in range(1, 9))), default="r1",
+                       help="which input token the counterfactual changes (default r1; r3..rK "
+                       "for splits of K-hop queries)")
     trace.add_argument("--reverse", action="store_true",
                        help="patch counterfactual states into the clean run instead (Wang et "
                        "al.'s direction; their metric is the 'changed' grid)")
@@ -71,7 +77,26 @@ def register(sub) -> None:
                        "stages, positions, restored, changed, prob_clean grids) instead of the "
                        "tables")
     _common(trace, n_default=300)
+    _depth_options(trace)
     trace.set_defaults(func=cmd_trace)
+
+    ev = sub.add_parser("evaluate", help="accuracy per hop count x test-time depth",
+                        description="Evaluate a run's checkpoint on every hop count of its "
+                        "dataset (ID and OOD probes, held-out hop counts included) at several "
+                        "test-time depths: --loops for looped models, --cycles for recursive "
+                        "ones (a decoder has only its own depth). Prints the tables and writes "
+                        "JSON and a heatmap PNG into RUN/analysis/ (or --out).")
+    ev.add_argument("run", metavar="RUN", help="run directory (made by `groklab train`)")
+    ev.add_argument("--step", type=int, default=None,
+                    help="checkpoint step (default: the latest good checkpoint)")
+    ev.add_argument("--loops", action="append", metavar="N[,N..]",
+                    help="looped: loop counts to evaluate, e.g. 1,2,4,8 (default: the trained one)")
+    ev.add_argument("--cycles", action="append", metavar="H,L",
+                    help="recursive: H,L cycles to evaluate (repeatable; default: the trained ones)")
+    ev.add_argument("--device", default="auto", help="auto (cuda if present) | cpu | cuda | cuda:N")
+    ev.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ev.add_argument("--out", default=None, help="JSON output file (the PNG goes beside it)")
+    ev.set_defaults(func=cmd_evaluate, n=1)
 
     comp = sub.add_parser("compare", help="compare two models' inference paths (same queries)",
                           description="Lens profiles and tracing grids of two runs (or two "
@@ -89,6 +114,41 @@ def register(sub) -> None:
                       help="bootstrap resamples for the confidence intervals (default 1000)")
     _common(comp, n_default=300)
     comp.set_defaults(func=cmd_compare)
+
+
+def _depth_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-loops", metavar="N", help="looped models: run with N loops instead of "
+                   "the trained number (test-time depth)")
+    p.add_argument("--eval-cycles", metavar="H,L", help="recursive models: run with H x L cycles "
+                   "instead of the trained ones")
+
+
+def _at_depth(model, args):
+    """The model at the --eval-loops / --eval-cycles depth (set in place; one-line errors)."""
+    from groklab.models.depth import check_depth
+    from groklab.train.depth import parse_depths
+
+    if not (args.eval_loops or args.eval_cycles):
+        return model
+    field = "eval_loops" if args.eval_loops else "eval_cycles"
+    depths = parse_depths([args.eval_loops] if args.eval_loops else None,
+                          [args.eval_cycles] if args.eval_cycles else None)
+    if len(depths) != 1:
+        from groklab.errors import bad_value
+        raise bad_value(field, args.eval_loops or args.eval_cycles, "one depth")
+    model.set_depth(*check_depth(model, depths[0], field))
+    return model
+
+
+def _split_hops(dataset, split: str) -> int | None:
+    """The split's one hop count, or None (no compositions, or several hop counts)."""
+    from groklab.analysis.khop import split_hops
+    from groklab.errors import GroklabError
+
+    try:
+        return split_hops(dataset, split)
+    except GroklabError:
+        return None
 
 
 def _common(p: argparse.ArgumentParser, n_default: int) -> None:
@@ -139,6 +199,7 @@ def cmd_lens(args) -> int:
         points = []
         for step in run.checkpoint_steps:
             model, dataset, _ = load_at(args.run, step, device)
+            _at_depth(model, args)
             queries = two_hop_queries(dataset, args.split, model.layout, args.n, args.seed)
             s = summarize_lens(lens_ranks(model, queries), positions)
             points.append({"step": step, "bridge_found": s["bridge"]["found"],
@@ -161,6 +222,10 @@ def cmd_lens(args) -> int:
                    started, command="lens", run=str(run.path), n=args.n, seed=args.seed)
     else:
         model, dataset, step = load_at(args.run, args.step, device)
+        _at_depth(model, args)
+        hops = _split_hops(dataset, args.split)
+        if args.bridge_order or (hops is not None and hops > 2):
+            return _lens_bridge_order(args, model, dataset, step, run, started)
         queries = two_hop_queries(dataset, args.split, model.layout, args.n, args.seed)
         res = lens_ranks(model, queries)
         s = summarize_lens(res, positions)
@@ -176,6 +241,55 @@ def cmd_lens(args) -> int:
             print(f"wrote {json_path} and {png_path}", file=sys.stderr)
             return 0
         _print_lens(run.path.name, step, args.split, s, headline)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _lens_bridge_order(args, model, dataset, step, run, started) -> int:
+    """The k-hop lens: stage x hop map of first decodes (analysis/khop.py)."""
+    from groklab.analysis.io import output_paths, write_json
+    from groklab.analysis.khop import bridge_order, khop_queries
+    from groklab.analysis.plots import heatmaps
+
+    queries, bridges = khop_queries(dataset, args.split, model.layout, args.n, args.seed)
+    if bridges.shape[1] == 0:
+        from groklab.errors import bad_value
+        raise bad_value("split", args.split, "a split of compositions (2 or more hops)")
+    positions = None if args.positions in ("auto", "all") else _positions(args.positions)
+    s = bridge_order(model, queries, bridges, seed=args.seed, positions=positions)
+    depth = f"_{args.eval_loops or args.eval_cycles}".replace(",", "x") if (
+        args.eval_loops or args.eval_cycles) else ""
+    where = "" if positions is None else "_at_" + "-".join(positions)
+    json_path, png_path = output_paths(args.run, f"lens_order_{args.split}_step{step}{depth}{where}",
+                                       args.out)
+    heatmaps([("first decoded (stage)", s["first_stage"]), ("top-1 at stage", s["top1"])],
+             s["stages"], s["bridges"], png_path,
+             title=f"{run.path.name}@{step} bridge order, {args.split} (n={s['n']})")
+    write_json(json_path, s, started, command="lens", mode="bridge_order", run=str(run.path),
+               step=step, n=args.n, seed=args.seed)
+    if args.json:
+        import json
+
+        print(json.dumps({k: s[k] for k in ("split", "n", "hops", "accuracy", "found", "in_order",
+                                            "in_order_or_tied", "mean_first_stage", "control")}))
+        return 0
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{run.path.name}@{step} {args.split} ({s['hops']} hops) n={s['n']} accuracy "
+          f"{s['accuracy']:.3f}; chance control {s['control']:.3f}; positions "
+          + ", ".join(s["positions"]))
+    print("found: " + ", ".join(f"{b} {v:.3f}" for b, v in zip(s["bridges"], s["found"]))
+          + f"; all found {s['all_found']:.3f}, in order {fmt(s['in_order'])} (ties allowed "
+          f"{fmt(s['in_order_or_tied'])})")
+    width = max(len(x) for x in s["stages"])
+    print(" " * width + "  " + "  ".join(f"{b:>6}" for b in s["bridges"]) + "   (first decoded)")
+    for stage, row in zip(reversed(s["stages"]), reversed(s["first_stage"])):
+        print(f"{stage:>{width}}  " + "  ".join(f"{v:6.3f}" for v in row))
+    print("mean first stage: " + ", ".join(f"{b} {fmt(v)}" for b, v in
+                                           zip(s["bridges"], s["mean_first_stage"])))
+    where = [max(range(len(s["positions"])), key=lambda p: s["first_position"][p][j])
+             for j in range(len(s["bridges"]))]
+    print("most common first position: " + ", ".join(f"{b} {s['positions'][p]}"
+                                                      for b, p in zip(s["bridges"], where)))
     print(f"wrote {json_path} and {png_path}")
     return 0
 
@@ -230,10 +344,23 @@ def cmd_trace(args) -> int:
     device = _setup(args)
     check_range("batch_size", args.batch_size, 1)
     model, dataset, step = load_at(args.run, args.step, device)
-    rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
-    cf = prepare_counterfactuals([model], dataset, args.split, args.corrupt, args.n, args.seed,
-                                 require_correct=not args.include_wrong, rule=args.cf_rule,
-                                 rows=rows)
+    _at_depth(model, args)
+    hops = _split_hops(dataset, args.split)
+    if hops is not None and hops > 2:  # k-hop queries: any input token (analysis/khop.py)
+        from groklab.analysis.khop import prepare_khop_counterfactuals
+
+        if args.queries:
+            raise GroklabError("queries is not yet supported for k-hop splits (allowed: --n)")
+        cf = prepare_khop_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
+                                          args.seed, require_correct=not args.include_wrong)
+    else:
+        if args.corrupt not in ("h", "r1", "r2"):
+            raise GroklabError(f"corrupt={args.corrupt!r} is invalid (allowed: h, r1, r2 for the "
+                               f"two-hop split {args.split})")
+        rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
+        cf = prepare_counterfactuals([model], dataset, args.split, args.corrupt, args.n, args.seed,
+                                     require_correct=not args.include_wrong, rule=args.cf_rule,
+                                     rows=rows)
     res = trace_grid(model, cf, reverse=args.reverse, batch_size=args.batch_size)
     s = summarize_trace(res)
     name = f"trace_{args.split}_{args.corrupt}{'_reverse' if args.reverse else ''}_step{step}"
@@ -259,6 +386,44 @@ def cmd_trace(args) -> int:
                       ("changed", "share of answers changed (Wang's measure)")):
         print()
         print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from groklab.analysis.depth import depth_table, format_probe_table, format_table, probe_table
+    from groklab.analysis.io import load_at, output_paths, write_json
+    from groklab.analysis.plots import heatmaps
+    from groklab.models.depth import check_depth
+    from groklab.train.depth import parse_depths
+
+    started = time.time()
+    device = _setup(args)
+    model, dataset, step = load_at(args.run, args.step, device)
+    field = "loops" if args.loops else "cycles"
+    depths = [check_depth(model, d, field) for d in parse_depths(args.loops, args.cycles)]
+    if dataset.task != "composition":  # no hop counts: every probe beside its majority rate
+        t = probe_table(model, dataset, depths)
+        json_path, _ = output_paths(args.run, f"evaluate_step{step}", args.out)
+        write_json(json_path, t, started, command="evaluate", run=str(args.run), step=step)
+        print(f"{args.run}@{step} ({model.cfg.family}, task {dataset.task})")
+        print(format_probe_table(t))
+        print(f"wrote {json_path}")
+        return 0
+    t = depth_table(model, dataset, depths)
+    json_path, png_path = output_paths(args.run, f"evaluate_step{step}", args.out)
+    rows = [f"{k}h{'*' if h else ''}" for k, h in zip(t["hops"], t["heldout"])]
+    import numpy as np
+    grid = lambda kind: np.array([[np.nan if v is None else v for v in r] for r in t[kind]])  # noqa: E731
+    heatmaps([("ID accuracy", grid("iid")), ("OOD accuracy", grid("ood"))], rows, t["labels"],
+             png_path, title=f"{args.run}@{step}: accuracy per hop count (* held out) x depth "
+             f"(trained {t['trained']})")
+    write_json(json_path, t, started, command="evaluate", run=str(args.run), step=step)
+    print(f"{args.run}@{step} ({model.cfg.family}, trained depth {t['trained']})")
+    print(format_table(t, "iid"))
+    print(format_table(t, "ood"))
+    for name, accs in t["atomic"].items():
+        print(f"{name}: " + " ".join(f"{lab}={v:.3f}" for lab, v in zip(t["labels"], accs)))
     print(f"wrote {json_path} and {png_path}")
     return 0
 

@@ -9,6 +9,7 @@ import time
 from groklab.data import (DATA_PRESETS, REGIME_NAMES, TASKS, data_config, dataset_stats, export_reference,
                           format_stats, import_reference, inject_dataset, load_dataset,
                           make_dataset, parse_phi)
+from groklab.data.config import OOD_RULES, parse_hops
 from groklab.data.formats import FORMATS
 from groklab.errors import GroklabError
 
@@ -18,6 +19,15 @@ def _phi(text: str):
         return parse_phi(text)
     except GroklabError as exc:  # argparse shows ArgumentTypeError messages verbatim
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _hops(field: str):
+    def parse(text: str):
+        try:
+            return parse_hops(field, text)
+        except GroklabError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
 def _summary(ds, seconds: float) -> str:
@@ -31,7 +41,8 @@ def _make(args) -> int:
                       regime=args.regime, seed=args.seed, values=args.values,
                       id_test_ratio=args.id_test_ratio, probe_cap=args.probe_cap,
                       hop1_ratio=args.hop1_ratio, hop1_k=args.hop1_k, hop2_ratio=args.hop2_ratio,
-                      hop2_k=args.hop2_k)
+                      hop2_k=args.hop2_k, hops=args.hops, test_hops=args.test_hops,
+                      ood_rule=args.ood_rule)
     t0 = time.perf_counter()
     ds = make_dataset(cfg, args.out, force=args.force)
     print(_summary(ds, time.perf_counter() - t0))
@@ -90,6 +101,12 @@ def register(subparsers) -> None:
                    "(default 0)")
     m.add_argument("--hop2-k", type=int, help="regime custom: compositions per exposed hop-2 "
                    "fact, >= 0 (default 18)")
+    m.add_argument("--hops", type=_hops("hops"), help="hop counts of the training queries: K "
+                   "(2..8) or a list 2,3,4 (default 2: the two-hop task; docs/data.md)")
+    m.add_argument("--test-hops", type=_hops("test_hops"), help="held-out hop counts, above "
+                   "every trained one: probes heldout_iid_hK / heldout_ood_hK, never trained")
+    m.add_argument("--ood-rule", choices=OOD_RULES, help="k hops: a query is OOD when all its "
+                   "facts are OOD (default, the two-hop rule) or when any is")
     m.add_argument("--phi", type=_phi, help="train inferred / ID atomic facts (a number, or "
                    "'max' = the whole pool: the fully supervised control); default 18")
     m.add_argument("--entities", type=int, help="number of entities (>= 2)")

@@ -59,6 +59,11 @@ def register(subparsers) -> None:
                    help="override any config field, e.g. --set optim.lr=1e-3 --set "
                    "train.eval_every=200 --set data.phi=7.2 (repeatable)")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
+    p.add_argument("--eval-loops", action="append", metavar="N[,N..]", help="looped models: also "
+                   "evaluate every probe with N loops at each evaluation (test-time depth; metrics "
+                   "keys acc@loopsN/<split>); repeatable or a comma list")
+    p.add_argument("--eval-cycles", action="append", metavar="H,L", help="recursive models: also "
+                   "evaluate with H x L cycles (keys acc@cyclesHxL/<split>); repeatable")
     p.set_defaults(func=run)
 
 
@@ -96,6 +101,14 @@ def run(args) -> int:
             raise GroklabError("--preset or --config is required (or --resume an existing --out)")
         cfg = load_config(source, overrides)
     callbacks = []
+    if args.eval_loops or args.eval_cycles:
+        from groklab.models.depth import check_depth_for
+        from groklab.train.depth import DepthEvalCallback, parse_depths
+
+        field = "eval_loops" if args.eval_loops else "eval_cycles"
+        depths = [check_depth_for(cfg.model, d, field)
+                  for d in parse_depths(args.eval_loops, args.eval_cycles)]
+        callbacks.append(DepthEvalCallback(depths))
     if args.tensorboard:
         from groklab.export.tensorboard import TensorBoardCallback
 

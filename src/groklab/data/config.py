@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from groklab.errors import GroklabError, bad_value, check_range
 
@@ -22,6 +22,31 @@ REGIME_NAMES = (*REGIMES, CUSTOM)
 EXPOSURE_FIELDS = ("hop1_ratio", "hop1_k", "hop2_ratio", "hop2_k")
 CUSTOM_DEFAULTS = (0.0, 18, 0.0, 18)  # an unset field of regime custom: no exposure, k = 18
 MAX_CHAINS = 200_000_000  # entities * out_degree**2; keeps memory bounded
+OOD_RULES = ("all", "any")  # k-hop: a query is OOD when all its facts are / when any is
+MAX_HOPS = 8                 # = data.rows.MAX_HOPS (the flag bits of the OOD hops)
+KHOP_FIELDS = ("hops", "test_hops", "ood_rule")
+
+
+def parse_hops(path: str, value) -> tuple[int, ...] | None:
+    """Hop counts from YAML or the command line: ``3``, ``"2,3,4"``, ``[2, 3]`` or null;
+    sorted, duplicates dropped (the short forms are normalised here; validate checks ranges)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none", "~", "")):
+        return None
+    items = value.strip().strip("[]").split(",") if isinstance(value, str) else value
+    if isinstance(items, int) and not isinstance(items, bool):
+        items = [items]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise bad_value(path, value, "an integer >= 2 or a list of them, e.g. 2,3,4")
+    out = set()
+    for item in items:
+        try:
+            k = int(str(item).strip()) if not isinstance(item, bool) else None
+        except ValueError:
+            k = None
+        if k is None or (isinstance(item, float) and not item.is_integer()):
+            raise bad_value(path, value, "an integer >= 2 or a list of them, e.g. 2,3,4")
+        out.add(k)
+    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,32 @@ class DataConfig:
     hop1_k: int | None = None
     hop2_ratio: float | None = None
     hop2_k: int | None = None
+    # k-hop composition (docs/data.md): hop counts trained, hop counts held out (probes only),
+    # OOD rule; None = the two-hop task exactly as before these fields existed
+    hops: tuple[int, ...] | None = field(default=None, metadata={"parse": parse_hops})
+    test_hops: tuple[int, ...] | None = field(default=None, metadata={"parse": parse_hops})
+    ood_rule: str | None = None
+
+    @property
+    def train_hops(self) -> tuple[int, ...]:
+        """Hop counts of the training queries (2 unless ``hops`` says otherwise)."""
+        return tuple(self.hops) if self.hops is not None else (2,)
+
+    @property
+    def heldout_hops(self) -> tuple[int, ...]:
+        return tuple(self.test_hops) if self.test_hops is not None else ()
+
+    @property
+    def max_hops(self) -> int:
+        """Hops of the longest query of any split (the row layout, data/rows.py)."""
+        return max(self.train_hops + self.heldout_hops)
+
+    @property
+    def is_khop(self) -> bool:
+        """True when the k-hop builder makes this dataset: hop counts other than two, held-out
+        hop counts or rule ``any``. (``hops: [2]`` / rule ``all`` alone is the two-hop task.)"""
+        return (self.hops not in (None, (2,)) or self.test_hops is not None
+                or self.ood_rule == "any")
 
     def validate(self, path: str = "") -> "DataConfig":
         """Raise GroklabError naming ``path + field``, its value and the allowed range, on the
@@ -84,7 +135,35 @@ class DataConfig:
         if self.task == "comparison" and self.regime != "natural":
             raise bad_value(f"{path}regime", self.regime, "natural (the only regime of task comparison)")
         self._check_exposure(path)
+        self._check_khop(path)
         return self
+
+    def _check_khop(self, path: str) -> None:
+        """hops / test_hops: integers in [2, MAX_HOPS], sorted, distinct; test_hops above every
+        trained hop count; ood_rule all | any; composition only; regimes: two-hop only."""
+        if all(getattr(self, n) is None for n in KHOP_FIELDS):
+            return
+        if self.task != "composition":
+            name = next(n for n in KHOP_FIELDS if getattr(self, n) is not None)
+            raise bad_value(path + name, getattr(self, name), "unset (null) with task "
+                            f"{self.task}: k-hop queries are a composition-task option")
+        for name in ("hops", "test_hops"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if (not isinstance(value, tuple) or not value or list(value) != sorted(set(value))
+                    or any(isinstance(k, bool) or not isinstance(k, int) for k in value)):
+                raise bad_value(path + name, value, "a sorted list of distinct integers")
+            for k in value:
+                check_range(path + name, k, 2, MAX_HOPS)
+        if self.test_hops is not None and min(self.test_hops) <= max(self.train_hops):
+            raise bad_value(f"{path}test_hops", ",".join(map(str, self.test_hops)),
+                            f"hop counts above the trained ones (> {max(self.train_hops)})")
+        if self.ood_rule is not None and self.ood_rule not in OOD_RULES:
+            raise bad_value(f"{path}ood_rule", self.ood_rule, " | ".join(OOD_RULES))
+        if self.regime != "natural" and (self.train_hops != (2,) or self.ood_rule == "any"):
+            raise bad_value(f"{path}regime", self.regime, "natural with k-hop queries (regimes "
+                            "expose one-OOD-hop two-hop chains: not yet defined for k hops)")
 
     def _check_exposure(self, path: str) -> None:
         """Exposure fields: unset with a named regime; ratios in [0, 1], k >= 0 with custom."""
@@ -121,9 +200,11 @@ class DataConfig:
         d = dataclasses.asdict(self)
         if self.regime == CUSTOM:
             d.update(zip(EXPOSURE_FIELDS, self.exposure()))
-        for name in EXPOSURE_FIELDS:
+        for name in EXPOSURE_FIELDS + KHOP_FIELDS:
             if d[name] is None:
                 del d[name]
+            elif name in ("hops", "test_hops"):
+                d[name] = list(d[name])
         return d
 
     @classmethod
@@ -134,6 +215,8 @@ class DataConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise bad_value(path + unknown[0], d[unknown[0]], "one of " + ", ".join(sorted(known)))
+        d = {k: tuple(v) if k in ("hops", "test_hops") and isinstance(v, list) else v
+             for k, v in d.items()}
         return cls(**d).validate(path)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from groklab.data.config import TASKS, DataConfig
-from groklab.data.rows import BRIDGE, COLUMNS, FLAGS, IN0, IN2, LENGTH, TARGET
+from groklab.data.rows import COLUMNS, columns, hops_of_width
 from groklab.errors import GroklabError, bad_value
 from groklab.fsutil import atomic_output_dir, check_output_dir, sha256_file, sha256_json
 
@@ -30,7 +30,9 @@ class LegacyManifestWarning(UserWarning):
 
 @dataclass
 class Split:
-    """One split as int64 arrays: ``tokens`` (N, 3), ``length``, ``target``, ``bridge``, ``flags``."""
+    """One split as int64 arrays: ``tokens`` (N, M+1) (M = the longest query's hops, 2 for the
+    two-hop task: (N, 3)), ``length``, ``target``, ``bridge`` (b1), ``flags``; ``bridges``
+    (N, M-1): b1..b(M-1), -1 past a query's own bridges (None: ``bridge`` alone)."""
 
     name: str
     tokens: np.ndarray
@@ -38,16 +40,27 @@ class Split:
     target: np.ndarray
     bridge: np.ndarray
     flags: np.ndarray
+    bridges: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.bridges is None:
+            self.bridges = self.bridge[:, None].copy()
+
+    @property
+    def max_hops(self) -> int:
+        return self.tokens.shape[1] - 1
 
     @classmethod
-    def from_rows(cls, name: str, rows: np.ndarray) -> "Split":
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1, len(COLUMNS))
-        return cls(name, rows[:, IN0:IN2 + 1].copy(), rows[:, LENGTH].copy(),
-                   rows[:, TARGET].copy(), rows[:, BRIDGE].copy(), rows[:, FLAGS].copy())
+    def from_rows(cls, name: str, rows: np.ndarray, n_columns: int = len(COLUMNS)) -> "Split":
+        m = hops_of_width(n_columns)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, n_columns)
+        bridges = rows[:, m + 3:2 * m + 2]
+        return cls(name, rows[:, :m + 1].copy(), rows[:, m + 1].copy(), rows[:, m + 2].copy(),
+                   bridges[:, 0].copy(), rows[:, -1].copy(), bridges.copy())
 
     def rows(self) -> np.ndarray:
-        """The (N, 7) int32 array in the on-disk column order."""
-        return np.column_stack([self.tokens, self.length, self.target, self.bridge,
+        """The (N, 2M+3) int32 array in the on-disk column order ((N, 7) for two hops)."""
+        return np.column_stack([self.tokens, self.length, self.target, self.bridges,
                                 self.flags]).astype(np.int32)
 
     def __len__(self) -> int:
@@ -56,7 +69,7 @@ class Split:
     def subset(self, idx) -> "Split":
         """A new Split of the items at ``idx`` (indices or boolean mask)."""
         return Split(self.name, self.tokens[idx], self.length[idx], self.target[idx],
-                     self.bridge[idx], self.flags[idx])
+                     self.bridge[idx], self.flags[idx], self.bridges[idx])
 
 
 class Dataset:
@@ -82,6 +95,21 @@ class Dataset:
         return self.manifest["config"]
 
     @property
+    def n_columns(self) -> int:
+        """Columns of every split row (7 for two hops; data/rows.py)."""
+        return len(self.manifest.get("columns", COLUMNS))
+
+    @property
+    def max_hops(self) -> int:
+        """Hops of the longest query the row layout holds (2 for the two-hop task)."""
+        return hops_of_width(self.n_columns)
+
+    @property
+    def query_width(self) -> int:
+        """Input tokens of the longest query: max_hops + 1."""
+        return self.max_hops + 1
+
+    @property
     def split_names(self) -> list[str]:
         return list(self.manifest["splits"])
 
@@ -94,9 +122,9 @@ class Dataset:
         if name not in self._splits:
             if name not in self.manifest["splits"]:
                 raise bad_value("split", name, ", ".join(self.split_names))
-            rows = _load_array(self.path / "splits" / f"{name}.npy", len(COLUMNS),
+            rows = _load_array(self.path / "splits" / f"{name}.npy", self.n_columns,
                                self.manifest["counts"][name])
-            self._splits[name] = Split.from_rows(name, rows)
+            self._splits[name] = Split.from_rows(name, rows, self.n_columns)
         return self._splits[name]
 
     @property
@@ -126,12 +154,14 @@ def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict,
     """Write a dataset directory atomically and return it loaded."""
     if "train" not in splits or next(iter(splits)) != "train":
         raise ValueError("splits must start with 'train'")
+    train = np.asarray(splits["train"])
+    cols = columns(hops_of_width(train.shape[1] if train.ndim == 2 else len(COLUMNS)))
     with atomic_output_dir(out, force=force) as tmp:
         (tmp / "splits").mkdir()
         (tmp / "vocab.json").write_text(json.dumps(vocab) + "\n", encoding="utf-8")
         np.save(tmp / "atomic.npy", np.ascontiguousarray(atomic, dtype=np.int32))
         for name, rows in splits.items():
-            rows = np.ascontiguousarray(rows, dtype=np.int32).reshape(-1, len(COLUMNS))
+            rows = np.ascontiguousarray(rows, dtype=np.int32).reshape(-1, len(cols))
             np.save(tmp / "splits" / f"{name}.npy", rows)
         files = {"vocab.json": sha256_file(tmp / "vocab.json"),
                  "atomic.npy": sha256_file(tmp / "atomic.npy")}
@@ -148,7 +178,7 @@ def write_dataset(out: str | os.PathLike, *, task: str, kind: str, config: dict,
             "vocab_size": len(vocab),
             "stats": _jsonable(stats),
             **(extra or {}),
-            "columns": list(COLUMNS),
+            "columns": list(cols),
             "files": files,
         }
         manifest[MANIFEST_DIGEST] = sha256_json(manifest)
@@ -200,8 +230,8 @@ def load_dataset(path: str | os.PathLike, verify: bool = True) -> Dataset:
                                    "manifest.json (corrupted or edited)")
         _load_array(path / "atomic.npy", 4, mmap=True)  # headers only: dtype and shape
         for name in manifest["splits"]:
-            _load_array(path / "splits" / f"{name}.npy", len(COLUMNS), manifest["counts"][name],
-                        mmap=True)
+            _load_array(path / "splits" / f"{name}.npy", len(manifest.get("columns", COLUMNS)),
+                        manifest["counts"][name], mmap=True)
     try:
         vocab = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
@@ -235,6 +265,14 @@ def _check_manifest(manifest, where: Path) -> None:
                                "inside the dataset, without '..')")
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise GroklabError(f"{where}: files[{rel!r}] is not a sha256 hex digest")
+    cols = manifest.get("columns", list(COLUMNS))
+    try:
+        ok = isinstance(cols, list) and list(cols) == list(columns(hops_of_width(len(cols))))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise GroklabError(f"{where}: columns={cols!r} is invalid (allowed: the split layout of "
+                           "docs/architecture.md section 1, e.g. " + ", ".join(COLUMNS) + ")")
     splits = manifest["splits"]
     if not splits or splits[0] != "train" or len(set(map(str, splits))) != len(splits):
         raise GroklabError(f"{where}: splits must list distinct names starting with 'train'")
@@ -281,12 +319,14 @@ def make_dataset(cfg: DataConfig, out: str | os.PathLike, force: bool = False,
     """Generate the dataset of ``cfg`` into ``out`` (atomically) and return it. A bad config
     is an error naming ``field_path + field`` (``"data."`` when it is a run config's)."""
     from groklab.data.comparison import build_comparison
+    from groklab.data.khop import build_khop
     from groklab.data.splits import build_composition
 
     cfg.validate(field_path)
     check_output(out, force)
     check_generation_memory(cfg)
-    build = build_composition if cfg.task == "composition" else build_comparison
+    build = (build_comparison if cfg.task != "composition"
+             else build_khop if cfg.is_khop else build_composition)
     built = build(cfg, field_path)
     return write_dataset(out, task=cfg.task, kind="generated", config=cfg.to_dict(), seed=cfg.seed,
                          vocab=built.vocab, atomic=built.atomic, splits=built.splits,

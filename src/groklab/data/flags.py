@@ -20,6 +20,7 @@ NAMES = {
     "HOP2_NEW": HOP2_NEW,
     "INFERRED": INFERRED,
     "AUGMENTED": AUGMENTED,
+    **{f"HOP{i}_OOD": 64 << (i - 3) for i in range(3, 9)},  # k-hop queries (hop_ood)
 }
 
 
@@ -28,3 +29,21 @@ def describe(flags: int) -> str:
     names = [name for name, bit in NAMES.items() if int(flags) & bit]
     return "|".join(names) or "-"
 
+
+
+def hop_ood(i: int) -> int:
+    """The OOD bit of hop ``i`` (1-based) of a k-hop query: HOP1_OOD, HOP2_OOD, then bits 64,
+    128, ... for hops 3..8 (the two-hop bits are unchanged)."""
+    if i == 1:
+        return HOP1_OOD
+    if i == 2:
+        return HOP2_OOD
+    return 64 << (i - 3)
+
+
+def ood_hops_mask(k: int) -> int:
+    """All OOD bits of a k-hop query."""
+    bits = 0
+    for i in range(1, k + 1):
+        bits |= hop_ood(i)
+    return bits

@@ -125,6 +125,9 @@ def inject_dataset(src: str | os.PathLike, out: str | os.PathLike, new_facts: in
     if source.task != "composition" or source.manifest.get("kind") == "injected":
         raise bad_value("src", str(src), "a composition dataset made by `groklab data make` or "
                         f"`data import` (this one: task {source.task}, kind {source.manifest.get('kind')})")
+    if source.max_hops != 2:
+        raise bad_value("src", str(src), "a two-hop dataset (injection into k-hop datasets is "
+                        f"not yet supported; this one holds up to {source.max_hops} hops)")
     check_output(out, force)
     train_rows = source.split("train").rows()
     check_range("replay", replay, 0, len(train_rows))

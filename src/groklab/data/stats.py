@@ -94,6 +94,15 @@ def _described(st: dict) -> list[str]:
                    f"OOD test (both OOD) {v[3]:,}; discarded (one OOD hop) {v[4]:,}")
     if v := take("phi_reached", "phi_max", "train_inferred"):
         out.append(f"  phi {v[0]:.4g} (max {v[1]:.4g}): {v[2]:,} train inferred")
+    if v := take("per_hop"):
+        for k, h in v[0].items():
+            if h.get("heldout"):
+                out.append(f"  {k} hops (held out, probes only): pool {h['pool']:,}, OOD {h['ood_test']:,}")
+            else:
+                out.append(f"  {k} hops ({h['mode']}): chains {h['chains']:,}, pool {h['pool']:,}, ID "
+                           f"test {h['id_test']:,}, OOD test {h['ood_test']:,}, discarded "
+                           f"{h['discarded']:,}; phi {h['phi_reached']:.4g} (max {h['phi_max']:.4g}): "
+                           f"{h['train_inferred']:,} train inferred")
     keys = ("regime", "hop1_ratio", "hop1_k", "u1_facts", "hop1_exposed_facts", "added_hop1",
             "hop2_ratio", "hop2_k", "u2_facts", "hop2_exposed_facts", "added_hop2")
     if v := take(*keys):

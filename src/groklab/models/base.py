@@ -27,6 +27,8 @@ class GrokModel(HookedModel):
     # where groklab's lens rule counts "bridge found" ("auto" = every position); the study's
     # rule always uses every position
     bridge_positions: tuple[str, ...] | str = "auto"
+    # the config fields a test-time depth changes (models/depth.py); () = fixed depth
+    depth_fields: tuple[str, ...] = ()
 
     @classmethod
     def applications(cls, cfg: ModelConfig) -> tuple[int, int]:

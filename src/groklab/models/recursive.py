@@ -26,6 +26,7 @@ tracing index positions the same way for every family.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -63,6 +64,7 @@ class Recursive(GrokModel):
     answer_slot = True
     causal = False
     circuit_indicator = True
+    depth_fields = ("h_cycles", "l_cycles")
 
     @classmethod
     def applications(cls, cfg) -> tuple[int, int]:
@@ -90,10 +92,7 @@ class Recursive(GrokModel):
         self.register_buffer("z_init", _trunc_normal(d))
         self.register_buffer("y_init", _trunc_normal(d))
         self.hook_init = HookPoint()
-        self.cycles = nn.ModuleList(
-            nn.ModuleDict({"z": nn.ModuleList(ResidPost() for _ in range(cfg.l_cycles)),
-                           "y": ResidPost()})
-            for _ in range(cfg.h_cycles))
+        self.cycles = _cycle_hooks(cfg.h_cycles, cfg.l_cycles)
         self.ln_final = RMSFinalNorm()
         self.lm_head = None if cfg.tied else nn.Linear(d, vocab_size, bias=False)
         fan_in_init(self)
@@ -108,6 +107,13 @@ class Recursive(GrokModel):
     @property
     def layout(self) -> str:
         return self.cfg.format
+
+    def set_depth(self, h_cycles: int, l_cycles: int) -> None:
+        """Recurse ``h_cycles`` x ``l_cycles`` from now on (test-time depth; weights untouched,
+        fresh hook points per cycle)."""
+        self.cfg = dataclasses.replace(self.cfg, h_cycles=h_cycles, l_cycles=l_cycles)
+        self.cycles = _cycle_hooks(h_cycles, l_cycles)
+        self.setup_hooks()
 
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         x = self.hook_embed(self.wte(input_ids) * self.embed_scale)
@@ -180,6 +186,12 @@ class Recursive(GrokModel):
             names += [f"cycles.{c}.z.{j}.hook_resid_post" for j in range(self.cfg.l_cycles)]
             names.append(f"cycles.{c}.y.hook_resid_post")
         return names
+
+
+def _cycle_hooks(h_cycles: int, l_cycles: int) -> nn.ModuleList:
+    return nn.ModuleList(
+        nn.ModuleDict({"z": nn.ModuleList(ResidPost() for _ in range(l_cycles)), "y": ResidPost()})
+        for _ in range(h_cycles))
 
 
 def _trunc_normal(d: int) -> torch.Tensor:

@@ -93,6 +93,15 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_study_dir(out: Path, study_json: Path) -> None:
+    """``--out`` must be a new or empty directory, or an existing study (with study.json)."""
+    if out.exists() and not out.is_dir():
+        raise GroklabError(f"out={str(out)!r} is invalid (allowed: a directory; this is a file)")
+    if out.is_dir() and not study_json.exists() and any(out.iterdir()):
+        raise GroklabError(f"out={str(out)!r} is invalid (allowed: a new or empty "
+                           "directory, or an existing study; this one has no study.json)")
+
+
 class Study:
     """A study directory plus the plan that fills it."""
 
@@ -124,11 +133,7 @@ class Study:
     def open(self) -> None:
         """Create ``study.json`` or check that an existing study used the same scale."""
         path = self.layout.study_json
-        if self.out.exists() and not self.out.is_dir():
-            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a directory; this is a file)")
-        if self.out.is_dir() and not path.exists() and any(self.out.iterdir()):
-            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a new or empty "
-                               "directory, or an existing study; this one has no study.json)")
+        check_study_dir(self.out, path)
         self.out.mkdir(parents=True, exist_ok=True)
         want = {"scale": self.scale.to_dict()}
         if self.seed:

@@ -19,7 +19,7 @@ from groklab import __version__
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
 from groklab.study.layout import STAGE_NAMES, StudyLayout
-from groklab.study.pipeline import Study, _sigterm_as_interrupt
+from groklab.study.pipeline import Study, _sigterm_as_interrupt, check_study_dir
 from groklab.study.scales import StudyScale
 
 
@@ -46,11 +46,7 @@ class SeededStudy:
 
     def open(self) -> None:
         path = self.layout.study_json
-        if self.out.exists() and not self.out.is_dir():
-            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a directory; this is a file)")
-        if self.out.is_dir() and not path.exists() and any(self.out.iterdir()):
-            raise GroklabError(f"out={str(self.out)!r} is invalid (allowed: a new or empty "
-                               "directory, or an existing study; this one has no study.json)")
+        check_study_dir(self.out, path)
         want = {"scale": json.loads(json.dumps(self.scale.to_dict())), "seeds": self.seeds,
                 "vary_graph": self.vary_graph}
         if path.exists():

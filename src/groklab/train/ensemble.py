@@ -49,7 +49,7 @@ from groklab.train.grokfast import build_filter
 from groklab.train.lock import RunLock
 # run-directory rules shared with single runs (loop.train_run dispatches here lazily)
 from groklab.train.runstart import check_fresh, manifest_data_config, resume_config
-from groklab.train.preflight import preflight
+from groklab.train.preflight import fit_max_len, preflight
 from groklab.train.rundir import CONFIG_NAME, ENSEMBLE_NAME, resolve_device
 from groklab.train.trainer import Trainer
 from groklab.train.optim import build_optimizer
@@ -106,7 +106,9 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
     check_supported(cfg)
     device = resolve_device(cfg.train.device)
     if not resume:  # as a single run: nothing is written before this passes (per member)
-        preflight(cfg, device, load_dataset(cfg.data_path, verify=True) if cfg.data_path else None)
+        external = load_dataset(cfg.data_path, verify=True) if cfg.data_path else None
+        fit_max_len(cfg, external)
+        preflight(cfg, device, external)
     created = not run_dir.exists()
     seeds = member_seeds(cfg)
     with contextlib.ExitStack() as locks:

@@ -23,7 +23,7 @@ from groklab.train import rundir
 from groklab.train.config import RunConfig
 from groklab.train.lock import RunLock
 from groklab.train.init_from import load_initial_weights
-from groklab.train.preflight import preflight
+from groklab.train.preflight import fit_max_len, preflight
 from groklab.train.runstart import check_fresh, manifest_data_config, resume_config
 from groklab.train.rundir import ENSEMBLE_NAME, resolve_device
 from groklab.train.trainer import Trainer, log
@@ -60,6 +60,8 @@ def train_run(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=()
         cfg.data_path = str(Path(cfg.data_path).resolve())
         cfg.data = manifest_data_config(external) or cfg.data
     if not resume:
+        if fit_max_len(cfg, external) and not quiet:
+            log(f"model.max_len raised to {cfg.model.max_len} for the data's longest queries")
         preflight(cfg, device, external)  # nothing is written before this passes
 
     created = not run_dir.exists()

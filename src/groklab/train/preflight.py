@@ -11,17 +11,37 @@ directory that call created is removed again.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 import groklab.models as models
-from groklab.models.registry import build_shape_only
+from groklab.models.registry import MODEL_CLASSES, build_shape_only
 from groklab.data import Dataset, check_generation_memory
 from groklab.data.vocab import comparison_vocab, composition_vocab
 from groklab.errors import GroklabError, bad_value
 from groklab.resources import (batch_bytes, check_memory, format_bytes, model_state_bytes,
                                params_lower_bound)
 
-QUERY_TOKENS = 3  # every split's tokens are (N, 3): h r1 r2 or attr e1 e2 (atomic: h r <pad>)
+QUERY_TOKENS = 3  # two-hop splits' tokens are (N, 3): h r1 r2 or attr e1 e2 (atomic: h r <pad>)
+
+
+def query_tokens(cfg, dataset: Dataset | None = None) -> int:
+    """Input tokens of the longest query of the run's data: 3 for two hops, K + 1 for K hops."""
+    if dataset is not None:
+        return dataset.query_width
+    return cfg.data.max_hops + 1 if cfg.data.task == "composition" else QUERY_TOKENS
+
+
+def fit_max_len(cfg, dataset: Dataset | None = None) -> bool:
+    """``model.max_len`` follows the data: raised (in ``cfg``, so config.yaml records it) to
+    what the family's layout needs for the longest query; True when it was raised."""
+    m = cfg.model
+    need = MODEL_CLASSES[m.family].positions_per_query(m, query_tokens(cfg, dataset))
+    if m.max_len >= need or query_tokens(cfg, dataset) <= QUERY_TOKENS:
+        return False  # two-hop configs are left exactly as they are
+    cfg.model = dataclasses.replace(m, max_len=need)
+    return True
 
 
 def preflight(cfg, device: torch.device, dataset: Dataset | None = None) -> None:
@@ -53,9 +73,10 @@ def preflight(cfg, device: torch.device, dataset: Dataset | None = None) -> None
     except Exception as exc:  # whatever torch refuses about these shapes
         raise GroklabError(f"model: cannot be built with this config ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    seq_len = model.positions_per_query(m, QUERY_TOKENS)  # the family's input layout
+    width = query_tokens(cfg, dataset)
+    seq_len = model.positions_per_query(m, width)  # the family's input layout
     if m.max_len < seq_len:
-        raise bad_value("model.max_len", m.max_len, f">= {seq_len} (the inputs of {QUERY_TOKENS}-"
+        raise bad_value("model.max_len", m.max_len, f">= {seq_len} (the inputs of {width}-"
                         f"token queries in layout {model.layout_for(m)!r} are {seq_len} long)")
     n_params = models.count_params(model)
     states = model_state_bytes(n_params, cfg.optim)
