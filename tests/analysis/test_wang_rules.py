@@ -80,7 +80,7 @@ def test_trace_cli_with_query_file_and_wang_rule(trained_run, tmp_path, capsys):
     s = json.loads(out.read_text())
     assert s["counterfactuals"]["queries"] == 20 and s["counterfactuals"]["rule"] == "wang"
     assert s["reverse"] and "changed" in s and s["direction"].startswith("wang")
-    assert "(changed)" in capsys.readouterr().out
+    assert "answers changed (Wang's measure)" in capsys.readouterr().out
 
 
 def test_lens_cli_study_rule_json(trained_run, tmp_path, capsys):

@@ -82,6 +82,18 @@ def test_measure_b_paths_and_measure_c_transfer(study):
         # the paired difference is the two final EMs, over the same n items
         assert np.isclose(d["a"], rows[-1][f"acc/{cat}"]) and np.isclose(d["b"], sat[-1][f"acc/{cat}"])
         assert np.isclose(d["value"], d["a"] - d["b"]) and d["ci"][0] <= d["value"] <= d["ci"][1]
+    # the free cells of the tracing grid and the negative control: the natural run's first
+    # checkpoint after its fit, compared only if it did not compose ID queries then
+    if path["value"] is not None:
+        assert 0 <= path["free_cells"] <= path["cells"]
+    neg = c1["negative_control"]
+    if neg.get("step") is not None:
+        acc = engine.accuracy_at(study.run_dir("pretrain", "recursive", "natural"), neg["step"],
+                                 ("test_inferred_iid",))["test_inferred_iid"]
+        assert np.isclose(neg["iid_at_step"], acc)
+        assert ("no memorising checkpoint" in neg.get("error", "")) == (acc >= 0.5)
+    else:
+        assert "never fit" in neg["error"]
     # the phi = max control is an extra row
     assert "similarity" in c1["phi_max_control"]
     verdict = judge_claim1([c1])

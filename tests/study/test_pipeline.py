@@ -130,7 +130,7 @@ def test_report_numbers_match_metrics_jsonl(study):
             last = rows[-1]
             want = [fmt(last["train_acc"]), fmt(last["acc/test_inferred_iid"]),
                     fmt(last["acc/test_inferred_ood"])]
-            assert table[src][3:6] == want, (fam, src)
+            assert table[src][7:10] == want, (fam, src)
             assert table[src][1] == f"{last['step']:,}"
             assert report["pretrain"][f"{fam}/{src}"]["ood"] == last["acc/test_inferred_ood"]
             if src in REGIMES:

@@ -100,4 +100,4 @@ def test_summary_and_verdict_table_come_from_the_verdicts():
     (row,) = table.rows
     assert "decoder: inconclusive" in row[2] and "recursive: supported" in row[2]
     assert "natural needs a budget >= 3,750 steps" in row[3]
-    assert "pooled over 2 seeds" in summary_paragraph([v4], 2)
+    assert "pooled over 2 seeds" in summary_paragraph([v4], 2).lower()

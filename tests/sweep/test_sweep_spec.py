@@ -83,7 +83,8 @@ def test_missing_base_and_bad_yaml(tmp_path):
         load_sweep(bad)
     with pytest.raises(GroklabError, match=r"sweep=.*an existing sweep YAML file"):
         load_sweep(tmp_path / "missing.yaml")
-    with pytest.raises(GroklabError, match=r"sweep='nope' is invalid .*bundled sweep \(exposure, micro, phi\)"):
+    with pytest.raises(GroklabError, match=r"sweep='nope' is invalid .*bundled sweep "
+                                           r"\(exposure, khop, khop_recursive, micro, phi\)"):
         load_sweep("nope")
 
 

@@ -32,7 +32,7 @@ _INITIALISERS = ("normal_", "trunc_normal_", "uniform_", "kaiming_uniform_", "ka
 
 
 @contextlib.contextmanager
-def _initialisers_off():
+def initialisers_off():
     """torch.nn.init's initialisers as no-ops (only for models built to be measured)."""
     saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
     try:
@@ -48,7 +48,7 @@ def build_shape_only(cfg: ModelConfig, vocab_size: int) -> GrokModel:
     """The model of ``cfg`` on the meta device, uninitialised: its shapes, parameter count and
     stages without memory. (Initialising on the meta device imports torch's Python reference
     kernels on first use: ~5 CPU-s per process, paid by every run's preflight otherwise.)"""
-    with _initialisers_off(), torch.device("meta"):
+    with initialisers_off(), torch.device("meta"):
         return build_model(cfg, vocab_size)
 
 

@@ -16,7 +16,7 @@ import dataclasses
 import torch
 
 import groklab.models as models
-from groklab.models.registry import MODEL_CLASSES, build_shape_only
+from groklab.models.registry import MODEL_CLASSES, initialisers_off
 from groklab.data import Dataset, check_generation_memory
 from groklab.data.vocab import comparison_vocab, composition_vocab
 from groklab.errors import GroklabError, bad_value
@@ -67,7 +67,8 @@ def preflight(cfg, device: torch.device, dataset: Dataset | None = None) -> None
     check_memory(subject, model_state_bytes(lower, cfg.optim),
                  f"training a model of at least {lower:,} parameters", free)
     try:
-        model = build_shape_only(m, vocab_size)
+        with initialisers_off(), torch.device("meta"):  # shapes only: no memory, no init
+            model = models.build_model(m, vocab_size)
     except GroklabError:
         raise
     except Exception as exc:  # whatever torch refuses about these shapes
