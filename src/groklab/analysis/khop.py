@@ -236,19 +236,8 @@ def prepare_khop_counterfactuals(model, dataset, split: str, corrupt: str, n: in
                                  seed: int = 0, require_correct: bool = True) -> Counterfactuals:
     """k-hop counterfactuals for ``n`` queries of ``split``; with ``require_correct`` only those
     the model answers right clean and corrupted (as ``tracing.prepare_counterfactuals``)."""
-    from groklab.analysis.tracing import correct_mask, subset_counterfactuals
+    from groklab.analysis.tracing import keep_answered
 
     queries, _ = khop_queries(dataset, split, model.layout, n, seed)
-    cf = khop_counterfactuals(dataset, queries, corrupt, seed)
-    keep = correct_mask(model, cf) if len(cf.clean) else np.zeros(0, bool)
-    stats = {"both_correct": int(keep.sum()), "require_correct": require_correct}
-    if require_correct:
-        cf = subset_counterfactuals(cf, keep, **stats)
-    else:
-        cf.stats.update(stats)
-    if len(cf.clean) == 0:
-        raise GroklabError(f"split={split!r}: no query left to trace (with counterfactual: "
-                           f"{cf.stats['with_counterfactual']}, answered right clean and "
-                           f"corrupted: {stats['both_correct']}); allowed: a model that answers "
-                           "some queries right, or --include-wrong")
-    return cf
+    return keep_answered([model], khop_counterfactuals(dataset, queries, corrupt, seed), split,
+                         require_correct)

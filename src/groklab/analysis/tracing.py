@@ -226,9 +226,15 @@ def prepare_counterfactuals(models, dataset, split: str, corrupt: str, n: int = 
     queries = two_hop_queries(dataset, split, layouts.pop(), n=n, seed=seed, rows=rows)
     cf = build_counterfactuals(dataset, queries, corrupt, seed=seed, match_kind=match_kind,
                                rule=rule)
+    return keep_answered(models, cf, split, require_correct)
+
+
+def keep_answered(models, cf: Counterfactuals, split: str, require_correct: bool) -> Counterfactuals:
+    """With ``require_correct``, the counterfactuals every model answers right clean and
+    corrupted (counts in ``stats``); an empty result is a one-line error."""
     keep = np.ones(len(cf.clean), dtype=bool)
     for m in models:
-        keep &= correct_mask(m, cf)
+        keep &= correct_mask(m, cf) if len(cf.clean) else np.zeros(0, bool)
     stats = {"both_correct": int(keep.sum()), "require_correct": require_correct}
     if require_correct:
         cf = subset_counterfactuals(cf, keep, **stats)
