@@ -159,6 +159,10 @@ def test_claim4_verdicts_with_censoring():
     # what would decide a censored, too-short natural run: 5x both_full's steps
     v = C.judge_claim4([row(750, None, budget=1500)], 0.5)
     assert v.verdict == C.INCONCLUSIVE and "natural needs a budget >= 3,750 steps" in v.decide[0]
+    # a budget of exactly 5x both_full's step is 5x (exp(log(5)) is one ulp below 5)
+    v = C.judge_claim4([row(1500, None, budget=7500)], 0.5)
+    assert v.verdict == C.SUPPORTED and ">= 5.0x" in v.reason and not v.decide
+    assert C.judge_claim4([row(1500, None, budget=7499)], 0.5).verdict == C.INCONCLUSIVE
 
 
 def test_claim4_pools_seeds_by_the_geometric_mean():

@@ -225,3 +225,26 @@ def test_parallel_runs_are_isolated_on_the_sweep_pool(tmp_path):
     for src in (*REGIMES[1:], CONTROL):
         assert json.loads((logs / f"decoder-{src}.json").read_text())["status"] == "done"
         assert json.loads((out / "runs/pretrain" / f"decoder-{src}" / "summary.json").read_text())["finished"]
+
+
+def test_longest_runs_start_first(tmp_path):
+    """The pool gets its runs longest budget first (stable among equal budgets), so a long
+    natural run does not start last and leave the other workers idle at the end of a stage."""
+    from dataclasses import replace
+
+    from groklab.study.pipeline import Study
+    from groklab.study.scales import get_scale
+
+    micro = get_scale("micro")
+    scale = replace(micro, pretrain_steps={**micro.pretrain_steps, "decoder": 20},
+                    source_steps={"decoder": {"second_hop": 40}}, eval_every={"decoder": 20},
+                    train=dict(micro.train, checkpoint_every=[[None, 20]]))
+    lines = []
+    study = Study(tmp_path / "study", scale, ("decoder",), device="cpu", jobs=1, log=lines.append)
+    study.open()
+    study.run(stages=("data", "pretrain"))
+    started = [m.group(1) for m in map(re.compile(r"\[\d+/\d+\] pretrain/decoder-(\w+) \.\.\.").search,
+                                       lines) if m]
+    assert started == ["second_hop", *[s for s in (*REGIMES, CONTROL) if s != "second_hop"]]
+    summary = json.loads((tmp_path / "study/runs/pretrain/decoder-second_hop/summary.json").read_text())
+    assert summary["steps"] == 40

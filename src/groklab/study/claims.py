@@ -592,6 +592,12 @@ def speedup(aug: list, nat: list, budget: list) -> dict:
             "per_seed": ratios, "censored": censored, "lower_bound": any(censored)}
 
 
+def _at_least(x: float, bound: float) -> bool:
+    """x >= bound, where a ratio that is the bound exactly (7,500 / 1,500) counts although
+    the geometric mean's exp(log) lands one ulp below it."""
+    return x >= bound or math.isclose(x, bound, rel_tol=1e-9)
+
+
 def judge_claim4(rows: list[dict], target: float) -> Verdict:
     """rows: {family, aug_steps, nat_steps, nat_budget}; each a number (one seed) or a list
     with one entry per seed (None: never reached)."""
@@ -613,9 +619,9 @@ def judge_claim4(rows: list[dict], target: float) -> Verdict:
                     else ""))
         why[fam] = [f"speed-up {shown}", f"s_aug {', '.join(f'{a:,}' for a in aug)}",
                     "s_nat " + ", ".join("never" if n is None else f"{n:,}" for n in nat)]
-        if lo >= SPEEDUP_YES:
+        if _at_least(lo, SPEEDUP_YES):
             per[fam] = SUPPORTED
-        elif not sp["lower_bound"] and hi < SPEEDUP_NO:
+        elif not sp["lower_bound"] and hi < SPEEDUP_NO and not _at_least(hi, SPEEDUP_NO):
             per[fam] = NOT_SUPPORTED
         else:
             per[fam] = INCONCLUSIVE

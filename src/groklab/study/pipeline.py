@@ -262,6 +262,9 @@ class Study:
         n = len(todo)
         if not n:
             return results
+        # longest budgets first (stable among equals): with a pool of workers the long natural
+        # runs no longer start last and leave the other cores idle at the end of the stage
+        todo.sort(key=lambda s: -int(s.config["train"]["steps"]))
         resumed = sum(engine.has_checkpoint(s.run_dir) for s in todo)
         self.log(f"  {n} run(s) to train ({resumed} resumed from a checkpoint), jobs={self.jobs}")
         t0 = time.perf_counter()
