@@ -20,8 +20,8 @@ def register(sub) -> None:
             "time: running the same command again reuses finished stages and runs and resumes "
             "an interrupted run from its checkpoint. Scales: micro (CI, ~1 min), tiny (make "
             "demo, <= 15 min on a 2-core CPU), cpu (tiny with budgets for claims 1, 3 and 4: "
-            "34 min per seed on an idle 2-core CPU, measured), small (hours on CPU), paper (the study's sizes: a "
-            "GPU job of roughly 400 GPU-hours; prints its cost estimate and asks before "
+            "34 min per seed on an idle 2-core CPU, measured), small (hours on CPU), paper "
+            "(the study's sizes: a GPU job of roughly 400 GPU-hours; prints its cost estimate and asks before "
             "starting). See docs/study.md."))
     p.add_argument("--scale", default="tiny", choices=["micro", "tiny", "cpu", "small", "paper"],
                    help="study scale: graph size, model sizes, step budgets (default: tiny)")

@@ -621,7 +621,7 @@ def judge_claim4(rows: list[dict], target: float) -> Verdict:
                     "s_nat " + ", ".join("never" if n is None else f"{n:,}" for n in nat)]
         if _at_least(lo, SPEEDUP_YES):
             per[fam] = SUPPORTED
-        elif not sp["lower_bound"] and hi < SPEEDUP_NO and not _at_least(hi, SPEEDUP_NO):
+        elif not sp["lower_bound"] and not _at_least(hi, SPEEDUP_NO):
             per[fam] = NOT_SUPPORTED
         else:
             per[fam] = INCONCLUSIVE

@@ -2,8 +2,8 @@
 
 ``micro`` is for CI (the whole pipeline in well under a minute), ``tiny`` is ``make demo``
 (<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for claims 1, 3 and 4
-(34 minutes per seed on an idle 2-core CPU, docs/study.md), ``small`` a long CPU or short GPU job, ``paper`` the study's
-sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
+(34 minutes per seed on an idle 2-core CPU, docs/study.md), ``small`` a long CPU or short GPU
+job, ``paper`` the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
 
 Injection needs unused (h, r) pairs, i.e. ``relations > out_degree``: the study's own graph
 has 200 relations at out_degree 20. The data presets ``tiny`` (20 relations) and ``small``
