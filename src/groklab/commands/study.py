@@ -41,6 +41,12 @@ def register(sub) -> None:
                         "fixed unless --vary-graph): STUDY/seeds/<k>/ holds each seed's study, "
                         "STUDY/report.* the evidence pooled over seeds with 95%% intervals and "
                         "the verdicts on it (default: 1)")
+    p.add_argument("--stack", type=int, default=1, metavar="S",
+                   help="with --seeds: train up to S seeds' fresh pretraining runs of one family "
+                        "and regime as one stacked ensemble (train.ensemble, one process), each "
+                        "seed still an ordinary run directory whose metrics equal a separate "
+                        "run's within float rounding. Meant for GPUs; on a CPU break-even at best "
+                        "(docs/performance.md). Default 1")
     p.add_argument("--vary-graph", action="store_true",
                    help="with --seeds: seed k also draws graph k (data.seed = k)")
     p.add_argument("--yes", action="store_true",
@@ -85,12 +91,16 @@ def run_reproduce(args) -> int:
     if args.vary_graph and seeds == 1:
         raise GroklabError("vary_graph=True is invalid with seeds=1 (allowed: --vary-graph with "
                            "--seeds N, N >= 2)")
+    stack = check_range("stack", args.stack, 1, 100)
+    if stack > 1 and seeds == 1:
+        raise GroklabError(f"stack={stack} is invalid with seeds=1 (allowed: 1, or --stack S with "
+                           "--seeds N, N >= 2: it stacks the seeds' runs)")
     if seeds == 1:       # the study logs the report line itself
         Study(args.out, scale, families, device=args.device, jobs=jobs, log=log).run()
     else:
         from groklab.study.seeds import SeededStudy
         SeededStudy(args.out, scale, families, seeds, vary_graph=args.vary_graph,
-                    device=args.device, jobs=jobs, log=log).run()
+                    device=args.device, jobs=jobs, log=log, stack=stack).run()
     return 0
 
 

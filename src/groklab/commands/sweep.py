@@ -39,7 +39,7 @@ def _handler(args) -> int:
     t0 = time.perf_counter()
     result = run_sweep(spec, out, engine=args.engine, n_jobs=args.jobs, plot=args.plot, quiet=args.quiet,
                        address=args.address, asha=asha, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial)
+                       gpus_per_trial=args.gpus_per_trial, stack=args.stack)
     bad = result.count("failed") + result.count("interrupted")
     print(f"{spec.name}: {len(result.rows)} trials ({len(result.skipped)} already complete) in "
           f"{time.perf_counter() - t0:.1f}s: {result.count('done')} done, {result.count('failed')} failed, "
@@ -73,6 +73,12 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="trials at once: local default = number of CPUs (one torch thread each); "
                         "ray default = as many as the per-trial resources allow")
+    p.add_argument("--stack", type=int, default=1, metavar="S",
+                   help="local engine: train up to S fresh trials that differ only in train.seed "
+                        "as one stacked ensemble (train.ensemble, one process); each member is an "
+                        "ordinary trial run whose metrics equal a separate run's within float "
+                        "rounding (docs/sweeps.md). Meant for GPUs; on a CPU break-even at best "
+                        "(docs/performance.md). Default 1: one trial per process")
     p.add_argument("--plot", action="store_true",
                    help="after the sweep, draw DIR/plots/phi_grok.png (phi vs grok step, Wang et "
                         "al. fig. 2a) and/or DIR/plots/exposure_map.png (hop-1 x hop-2 exposure "

@@ -7,6 +7,7 @@ Everything here is a thin call into another layer's public API (docs/architectur
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from groklab.study.scales import StudyScale
 from groklab.train import evaluate, load_model, rundir, train_run
 from groklab.train.checkpoints import checkpoint_steps
 from groklab.train.config import config_from_dict
+from groklab.train.ensemble import check_supported, train_ensemble
 from groklab.train.rundir import RESUMABLE_FIELDS
 
 
@@ -117,6 +119,36 @@ def train_spec(spec: dict, quiet: bool = True) -> dict:
         return train_run(cfg, spec["run_dir"], resume=True, callbacks=callbacks, quiet=quiet)
     return train_run(cfg, spec["run_dir"], resume=False, callbacks=callbacks, quiet=quiet,
                      init_from=spec.get("init_from"))
+
+
+def stackable(config: dict) -> bool:
+    """Whether a stacked ensemble trains runs of ``config`` exactly (ensemble.check_supported)."""
+    cfg = config_from_dict(config)
+    if cfg.train.ensemble != 1:
+        return False
+    cfg.train.ensemble = 2
+    try:
+        check_supported(cfg)
+    except GroklabError:
+        return False
+    return True
+
+
+def train_stacked(specs: list[dict], stack_dir: str | Path, quiet: bool = True) -> dict:
+    """Train fresh study runs that differ only in their seed (RunSpecs as dicts) as one stacked
+    ensemble in ``stack_dir`` (train/ensemble.py); each member writes its spec's ordinary run
+    directory, as :func:`train_spec` would. An ensemble directory left by an attempt that
+    started none of its members holds no training state and is started over."""
+    torch.set_num_threads(1)
+    stack_dir = Path(stack_dir)
+    if stack_dir.exists() and not any(started(s["run_dir"]) for s in specs):
+        shutil.rmtree(stack_dir)
+    cfg = config_from_dict(specs[0]["config"])
+    cfg.train.ensemble = len(specs)
+    first = specs[0]
+    callbacks = [lens_callback(first["family"], tuple(first["lens_splits"]), first["lens_queries"])]
+    members = [(int(s["config"]["train"]["seed"]), Path(s["run_dir"])) for s in specs]
+    return train_ensemble(cfg, stack_dir, callbacks=callbacks, quiet=quiet, members=members)
 
 
 def metrics(run_dir: str | Path) -> list[dict]:

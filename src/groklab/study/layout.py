@@ -14,6 +14,8 @@ STUDY/figures/*.png, report.md, report.html, report.json
 --seeds N > 1: STUDY/study.json (scale, families, seeds), STUDY/data/ (shared unless
 --vary-graph), STUDY/seeds/<k>/ (seed k's single-seed study, the layout above without data/
 when the graph is shared), STUDY/report.* (pooled over the seeds), STUDY/logs/
+--stack S: STUDY/stacks/<kind>/<family>-<source>-seeds<a>-<b>.../ ensemble directories
+(config.yaml, ensemble.json) whose members are the seeds' ordinary run directories
 ```
 """
 
@@ -35,6 +37,7 @@ REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
 SEEDS_DIR = "seeds"                   # a multi-seed study: one single-seed study per seed
+STACKS_DIR = "stacks"                 # --stack: ensembles of the seeds' runs (train/ensemble.py)
 
 
 class StudyLayout:
@@ -62,6 +65,11 @@ class StudyLayout:
 
     def run_dir(self, kind: str, family: str, source: str) -> Path:
         return self.out / "runs" / kind / f"{family}-{source}"
+
+    def stack_dir(self, kind: str, family: str, source: str, seeds) -> Path:
+        """The ensemble directory of one run's seeds trained together (``--stack``)."""
+        return (self.out / STACKS_DIR / kind
+                / f"{family}-{source}-seeds{'-'.join(str(k) for k in seeds)}")
 
     @property
     def analysis_dir(self) -> Path:

@@ -34,7 +34,8 @@ from groklab.fsutil import atomic_write_json
 from groklab.study import engine, stages as stage_impl
 from groklab.study.layout import GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES, StudyLayout
 from groklab.study.markers import read_marker, write_marker
-from groklab.study.runner import LOGS_DIR, StudyRunJob, train_job
+from groklab.study.runner import (LOGS_DIR, StudyRunJob, StudyStackJob, stack_key, train_job,
+                                  train_unit)
 from groklab.study.scales import CONTROL, REGIMES, StudyScale
 from groklab.sweep.local import run_local
 
@@ -107,9 +108,11 @@ class Study:
 
     def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
                  device: str = "auto", jobs: int = 1, log=print, seed: int = 0,
-                 data_root: str | Path | None = None, vary_graph: bool = False):
+                 data_root: str | Path | None = None, vary_graph: bool = False, stack: int = 1):
         self.out = Path(out)
         self.layout = StudyLayout(out, data_root)
+        self.stack = stack            # --stack: seeds' runs trained together, up to this many
+        self.stack_layout = self.layout  # where stack directories go (a multi-seed study's top)
         self.scale = scale
         self.families = tuple(families)
         self.device = device
@@ -268,7 +271,7 @@ class Study:
         resumed = sum(engine.has_checkpoint(s.run_dir) for s in todo)
         self.log(f"  {n} run(s) to train ({resumed} resumed from a checkpoint), jobs={self.jobs}")
         t0 = time.perf_counter()
-        if self.jobs <= 1:
+        if self.jobs <= 1 and self.stack <= 1:
             show_bar = sys.stderr.isatty()
             for k, spec in enumerate(todo, 1):
                 self.log(f"  [{k}/{n}] {spec.name} ...")
@@ -283,28 +286,64 @@ class Study:
         in STUDY/logs, see study.runner). On Ctrl-C every worker saves a checkpoint of its run
         and exits, so the next ``reproduce`` resumes each run from it. A failed run is reported
         at the end; the other runs go on."""
-        by_name = {s.name: s for s in todo}
-        jobs = [StudyRunJob(s.name, asdict(s), s.log_dir or str(self.out / LOGS_DIR))
-                for s in todo]
+        jobs = self._pool_jobs(todo)
+        members = {j.name: ([RunSpec(**d) for d in j.specs] if isinstance(j, StudyStackJob)
+                            else [next(s for s in todo if s.name == j.name)]) for j in jobs}
         n, failed = len(todo), []
 
         def on_done(job, record):
-            spec = by_name[job.name]
-            summary = engine.finished_summary(spec.run_dir, spec.config)
-            if summary is None:
-                failed.append(f"{spec.name} ({record.get('error') or 'unfinished'}; log {job.log_path})")
-                return
-            results[spec.name] = summary
-            self._report_run(len(results) - done_before, n, spec, summary, t0)
+            for spec in members[job.name]:
+                summary = engine.finished_summary(spec.run_dir, spec.config)
+                if summary is None:
+                    failed.append(f"{spec.name} ({record.get('error') or 'unfinished'}; log "
+                                  f"{job.log_path})")
+                    continue
+                results[spec.name] = summary
+                self._report_run(len(results) - done_before, n, spec, summary, t0)
 
         done_before = len(results)
-        run_local(jobs, trial_fn=train_job, n_jobs=self.jobs, on_done=on_done,
-                  on_wait=lambda running: self._heartbeat([by_name[j.name] for j in running],
-                                                          len(results) - done_before, n, t0),
+        run_local(jobs, trial_fn=train_unit if self.stack > 1 else train_job, n_jobs=self.jobs,
+                  on_done=on_done,
+                  on_wait=lambda running: self._heartbeat(
+                      [s for j in running for s in members[j.name]], len(results) - done_before,
+                      n, t0),
                   wait_s=HEARTBEAT_S)
         if failed:
             raise GroklabError("training failed: " + "; ".join(failed) + "; rerun the same "
                                "command to retry (finished runs are kept)")
+
+    def _pool_jobs(self, todo: list[RunSpec]) -> list:
+        """One pool job per run; with ``stack`` > 1, the fresh runs that differ only in their
+        seed in ensembles of up to ``stack`` (runner.stack_key), in the order of their first run."""
+        log_dir = lambda s: s.log_dir or str(self.out / LOGS_DIR)  # noqa: E731
+        units, open_groups = [], {}
+        for spec in todo:
+            key = stack_key(asdict(spec)) if self.stack > 1 else None
+            group = open_groups.get(key) if key is not None else None
+            if key is not None and (group is None or len(group) >= self.stack):
+                group = open_groups[key] = []
+                units.append(group)
+            if group is None:
+                units.append(spec)
+            else:
+                group.append(spec)
+        jobs = []
+        for u in units:
+            if isinstance(u, RunSpec) or len(u) == 1:
+                s = u if isinstance(u, RunSpec) else u[0]
+                jobs.append(StudyRunJob(s.name, asdict(s), log_dir(s)))
+                continue
+            seeds = [s.seed for s in u]
+            first = u[0]
+            stack = self.stack_layout.stack_dir(first.kind, first.family, first.source, seeds)
+            name = f"stack/{first.kind}/{first.family}-{first.source}-seeds" + "-".join(map(str, seeds))
+            jobs.append(StudyStackJob(name, tuple(asdict(s) for s in u),
+                                      str(self.stack_layout.logs_dir), str(stack)))
+        if any(isinstance(j, StudyStackJob) for j in jobs):
+            k = sum(len(j.specs) for j in jobs if isinstance(j, StudyStackJob))
+            self.log(f"  stacking {k} runs into {sum(isinstance(j, StudyStackJob) for j in jobs)} "
+                     f"ensemble(s) of up to {self.stack} seeds")
+        return jobs
 
     def _heartbeat(self, running: list[RunSpec], k: int, n: int, t0: float) -> None:
         """One line: finished count and the step each started run has logged."""

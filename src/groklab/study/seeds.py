@@ -28,7 +28,7 @@ class SeededStudy:
 
     def __init__(self, out: str | Path, scale: StudyScale, families: tuple[str, ...],
                  seeds: int, vary_graph: bool = False, device: str = "auto", jobs: int = 1,
-                 log=print):
+                 log=print, stack: int = 1):
         if seeds < 2:
             raise GroklabError(f"seeds={seeds} is invalid here (allowed: >= 2; one seed is an "
                                "ordinary Study)")
@@ -39,7 +39,9 @@ class SeededStudy:
         shared = None if vary_graph else self.layout.data_root
         self.studies = [Study(self.layout.seed_dir(k), scale, families, device=device,
                               jobs=jobs, log=self._seed_log(k), seed=k, data_root=shared,
-                              vary_graph=vary_graph) for k in range(seeds)]
+                              vary_graph=vary_graph, stack=stack) for k in range(seeds)]
+        for s in self.studies:  # ensembles of the seeds' runs live at the top (layout.stack_dir)
+            s.stack_layout = self.layout
 
     def _seed_log(self, k: int):
         return lambda msg: self.log(f"[seed {k}] {msg}")
@@ -64,6 +66,7 @@ class SeededStudy:
         created = (json.loads(path.read_text()).get("created") if path.exists()
                    else time.strftime("%Y-%m-%d %H:%M:%S"))
         atomic_write_json(path, {**want, "families": fams, "device": self.device,
+                                 "stack": self.studies[0].stack,
                                  "groklab": __version__, "python": sys.version.split()[0],
                                  "command": " ".join(sys.argv), "created": created,
                                  "seed_dirs": [str(s.out.relative_to(self.out))

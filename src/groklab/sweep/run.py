@@ -13,6 +13,7 @@ from groklab.export.tensorboard import summary_writer_class
 from groklab.sweep.local import run_local
 from groklab.sweep.plots import plot_sweep
 from groklab.sweep.spec import SweepSpec
+from groklab.sweep.stack import StackJob, member_records, plan_stacks, run_unit
 from groklab.sweep.summary import SUMMARY_NAME, summary_rows, write_summary_csv
 from groklab.sweep.trial import is_complete, make_jobs, train_trial, write_plan
 from groklab.train.lock import RunLock
@@ -47,18 +48,27 @@ def default_jobs() -> int:
 def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_jobs: int | None = None,
               trial_fn=train_trial, plot: bool = False, quiet: bool = False, address: str | None = None,
               asha: dict | None = None, cpus_per_trial: float | None = None,
-              gpus_per_trial: float | None = None) -> SweepResult:
+              gpus_per_trial: float | None = None, stack: int = 1) -> SweepResult:
     """Run every trial of ``spec`` not yet complete in ``out``; return the summary.
 
     Engine ``local``: ``n_jobs`` worker processes (None = one per CPU). Engine ``ray``: Ray
     Tune, with ``n_jobs`` the most concurrent trials (None = as resources allow) and
     ``address``/``asha``/``cpus_per_trial``/``gpus_per_trial`` overriding the sweep's ``ray:``.
+    ``stack`` > 1 (local engine, default trial function): fresh trials that differ only in
+    ``train.seed`` train up to ``stack`` at a time as one stacked ensemble (sweep/stack.py).
     """
     # every check before anything is written
     if engine not in ENGINES:
         raise bad_value("--engine", engine, " | ".join(ENGINES))
     if n_jobs is not None:
         check_range("--jobs", n_jobs, 1)
+    check_range("--stack", stack, 1)
+    if stack > 1 and engine != "local":
+        raise bad_value("--stack", stack, "1 with engine ray (stacked ensembles run on the "
+                        "local engine)")
+    if stack > 1 and trial_fn is not train_trial:
+        raise bad_value("--stack", stack, "1 with a custom trial function (stacking trains "
+                        "the default one)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise bad_value("--out", str(out), "a directory (this is a file)")
@@ -87,15 +97,25 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike, engine: str = "local", n_
         write_summary_csv(out / SUMMARY_NAME, summary_rows(jobs, params))
         finished = []
 
+        units = plan_stacks(todo, stack)
+        stacks = [u for u in units if isinstance(u, StackJob)]
+        if stacks:
+            say(f"stacking {sum(len(u.members) for u in stacks)} trials into {len(stacks)} "
+                f"ensemble(s) of up to {stack} (the other {len(units) - len(stacks)} alone)")
+
         def on_done(job, record):
-            finished.append(job.name)
-            write_summary_csv(out / SUMMARY_NAME, summary_rows(jobs, params))
-            err = f": {record.get('error')}" if record.get("error") else ""
-            say(f"[{len(finished)}/{len(todo)}] {job.name} {record.get('status')}{err}")
+            for member, rec in (member_records(job, record) if isinstance(job, StackJob)
+                                else [(job, record)]):
+                finished.append(member.name)
+                write_summary_csv(out / SUMMARY_NAME, summary_rows(jobs, params))
+                err = f": {rec.get('error')}" if rec.get("error") else ""
+                via = f" (in {job.name})" if isinstance(job, StackJob) else ""
+                say(f"[{len(finished)}/{len(todo)}] {member.name} {rec.get('status')}{via}{err}")
 
         try:
             if engine == "local":
-                run_local(todo, trial_fn=trial_fn, n_jobs=n_jobs or default_jobs(), on_done=on_done)
+                run_local(units, trial_fn=run_unit if stacks else trial_fn,
+                          n_jobs=n_jobs or default_jobs(), on_done=on_done)
             else:
                 from groklab.sweep.ray_engine import run_ray
                 max_steps = max((j.config().train.steps for j in todo), default=1)

@@ -9,6 +9,8 @@ Sweep directory::
     DIR/results/NAME.json      outcome record: status, error, wall time, attempt
     DIR/logs/NAME.log          the trial's stdout/stderr and, on failure, its traceback
     DIR/summary.csv            one row per trial (see summary.py)
+    DIR/stacks/NAME/           with --stack: the ensemble directory of trials trained together
+                               (see stack.py); each member is still an ordinary trial run
 
 A trial function is ``fn(job: TrialJob, callbacks) -> dict`` (the run summary, as
 ``groklab.train.train_run`` returns it); it may raise. It must be importable by name (a
@@ -88,7 +90,21 @@ def train_trial(job: TrialJob, callbacks=()) -> dict:
         callbacks.insert(0, lens_callback(job.lens["splits"], n=job.lens["n"]))
     if job.tensorboard:  # last: it records what the other callbacks added to the row
         callbacks.append(TensorBoardCallback(job.run_dir))
-    return train_run(cfg, job.run_dir, resume=rundir.is_started(job.run_dir), callbacks=callbacks, quiet=True)
+    resume = rundir.is_started(job.run_dir)
+    if resume:
+        cfg = _stacked_member_data(cfg, job.run_dir)
+    return train_run(cfg, job.run_dir, resume=resume, callbacks=callbacks, quiet=True)
+
+
+def _stacked_member_data(cfg, run_dir: Path):
+    """A trial first trained in a stack (``--stack``) reads the dataset its stack generated
+    (its config's data_path); the trial's own config names none. Same data config, same data
+    (generation is seeded), so the stored path stands in; a changed data config still fails
+    the resume check."""
+    stored = rundir.read_config(run_dir)
+    if cfg.data_path is None and stored.data_path and stored.data.to_dict() == cfg.data.to_dict():
+        cfg.data_path = stored.data_path
+    return cfg
 
 
 def execute_trial(job: TrialJob, trial_fn=train_trial, callbacks=(), engine: str = "local") -> dict:

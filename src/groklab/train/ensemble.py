@@ -6,7 +6,8 @@ run directory ``OUT/seed_N`` (config.yaml with ``train.ensemble: 1``, metrics.js
 summary.json, checkpoints, plots), which every downstream tool reads -- and ``groklab train
 --resume`` continues -- as a run trained alone. ``OUT`` holds the ensemble's config.yaml,
 ``ensemble.json`` (the member list) and the dataset the members share (``OUT/data``, their
-``data_path``).
+``data_path``). ``groklab sweep --stack`` passes explicit seeds and member directories (its
+trial directories) instead; ensemble.json records them, relative to ``OUT`` when inside it.
 
 One training step draws each member's batch from its own sampler, runs the single run's own
 forward + loss (``Trainer._forward_loss``) on a stand-in model whose forwards are the S
@@ -81,11 +82,17 @@ def check_supported(cfg: RunConfig) -> None:
 
 
 def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbacks=(),
-                   quiet: bool = False) -> dict:
+                   quiet: bool = False, members: list[tuple[int, Path]] | None = None) -> dict:
     """Train (or resume) the ensemble ``cfg`` in ``run_dir``; returns ``{"ensemble": S,
-    "members": {name: summary}, "steps": ..., "stopped": ...}``."""
+    "members": {name: summary}, "steps": ..., "stopped": ...}``.
+
+    ``members``: explicit ``(seed, run directory)`` pairs in place of seeds ``seed ..
+    seed + S - 1`` in ``run_dir/seed_N`` (a sweep's stacked trials, which live in the sweep's
+    own trial directories); fresh starts only, ``len(members) == train.ensemble``."""
     run_dir = Path(run_dir)
     cfg = copy.deepcopy(cfg)
+    if members is not None:
+        _check_members(cfg, members, resume)
     if resume:
         stored = run_dir / CONFIG_NAME
         if not (run_dir / ENSEMBLE_NAME).is_file() or not stored.is_file():
@@ -110,26 +117,30 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
         fit_max_len(cfg, external)
         preflight(cfg, device, external)
     created = not run_dir.exists()
-    seeds = member_seeds(cfg)
+    if members is None:
+        members = (_recorded_members(run_dir) if resume else None) or \
+            [(seed, run_dir / member_name(seed)) for seed in member_seeds(cfg)]
+    seeds = [seed for seed, _ in members]
     with contextlib.ExitStack() as locks:
         locks.enter_context(RunLock(run_dir))
         try:
             dataset, data_path = _shared_dataset(cfg, run_dir, quiet)
             plans = []  # every member's config checked before anything is written
-            for seed in seeds:
-                mcfg, mdir = member_config(cfg, seed, data_path, dataset), run_dir / member_name(seed)
+            for seed, mdir in members:
+                mcfg, mdir = member_config(cfg, seed, data_path, dataset), Path(mdir)
                 if resume and (mdir / CONFIG_NAME).is_file():
                     mcfg = resume_config(mcfg, mdir)
                 plans.append((mcfg, mdir))
             atomic_write_text(run_dir / CONFIG_NAME, cfg.to_yaml())
             atomic_write_json(run_dir / ENSEMBLE_NAME, {
-                "size": len(seeds), "seeds": seeds, "members": [member_name(s) for s in seeds],
+                "size": len(seeds), "seeds": seeds,
+                "members": [_member_entry(run_dir, Path(d)) for _, d in members],
                 "data_path": str(data_path)})
-            members = []
+            stacked = []
             for mcfg, mdir in plans:
                 locks.enter_context(RunLock(mdir))
                 atomic_write_text(mdir / CONFIG_NAME, mcfg.to_yaml())
-                members.append(Member(mcfg, dataset, device, mdir, callbacks))
+                stacked.append(Member(mcfg, dataset, device, mdir, callbacks))
         except GroklabError:
             # as a single run: a bad config found only now (a stop_at split the data lacks)
             # leaves nothing behind in a directory this call created
@@ -137,8 +148,36 @@ def train_ensemble(cfg: RunConfig | None, run_dir, resume: bool = False, callbac
                 locks.close()
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        with members[0].trainer.threads():
-            return _run(members, resume and any(m.has_rows() for m in members), quiet)
+        with stacked[0].trainer.threads():
+            return _run(stacked, resume and any(m.has_rows() for m in stacked), quiet)
+
+
+def _check_members(cfg: RunConfig | None, members: list[tuple[int, Path]], resume: bool) -> None:
+    if resume or cfg is None:
+        raise GroklabError("members= is invalid when resuming (allowed: a fresh start; each "
+                           "member resumes as an ordinary run)")
+    seeds = [seed for seed, _ in members]
+    dirs = [Path(d).resolve() for _, d in members]
+    if len(members) != cfg.train.ensemble or len(set(seeds)) != len(seeds) \
+            or len(set(dirs)) != len(dirs):
+        raise GroklabError(f"members={len(members)} runs is invalid (allowed: train.ensemble="
+                           f"{cfg.train.ensemble} distinct seeds in distinct directories)")
+
+
+def _recorded_members(run_dir: Path) -> list[tuple[int, Path]] | None:
+    """The (seed, directory) pairs ensemble.json records (relative entries: inside run_dir)."""
+    info = read_ensemble(run_dir) or {}
+    if len(info.get("members", ())) != len(info.get("seeds", ())):
+        return None
+    return [(seed, run_dir / entry) for seed, entry in zip(info["seeds"], info["members"])]
+
+
+def _member_entry(run_dir: Path, mdir: Path) -> str:
+    """A member's directory as ensemble.json records it: relative to the ensemble when inside."""
+    try:
+        return str(mdir.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return str(mdir.resolve())
 
 
 def member_config(cfg: RunConfig, seed: int, data_path: Path, dataset) -> RunConfig:
