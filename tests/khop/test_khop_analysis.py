@@ -1,5 +1,7 @@
 """k-hop lens (bridge order) and tracing of any input token (analysis/khop.py)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,100 @@ def test_tracing_any_token_patching_the_input_restores_the_clean_run(ds, family)
     si, pj = res.stages.index(input_stage(model)), 3
     clean_top1 = model(cf.clean.input_ids)[torch.arange(len(cf.clean)), cf.clean.answer_pos].argmax(-1)
     assert np.array_equal(res.top1[:, si, pj], clean_top1.numpy())
+
+
+# ---------------------------------------------------------------- trace --queries FILE
+
+H3 = "test_inferred_iid_h3"
+
+
+@pytest.fixture(scope="module")
+def khop_run(tmp_path_factory):
+    """A looped k-hop run of a few steps: `trace` needs a run directory, not a skilled model."""
+    from groklab.train import config_from_dict, train_run
+
+    run = tmp_path_factory.mktemp("khoprun") / "run"
+    train_run(config_from_dict({
+        "data": {**DATA, "hops": list(DATA["hops"]), "test_hops": list(DATA["test_hops"])},
+        "model": {"family": "looped", "n_layers": 1, "n_loops": 2, "d_model": 32, "n_heads": 2,
+                  "max_len": 4},
+        "optim": {"lr": 3e-3, "warmup_steps": 2},
+        "train": {"steps": 6, "batch_size": 32, "eval_every": 6, "checkpoint_every": 6,
+                  "device": "cpu", "plots": False}}), run, quiet=True)
+    return run
+
+
+def _chosen_rows(dataset):
+    """Seven rows of the 3-hop split, out of order, none of them the seeded sample's whole set."""
+    n = len(dataset.split(H3))
+    return [int(r) for r in np.linspace(n - 1, 0, 7).round()]
+
+
+@pytest.mark.parametrize("fmt", ["rows.json", "tokens.txt"])
+def test_trace_queries_file_on_a_khop_split_traces_exactly_those_rows(khop_run, tmp_path, fmt):
+    from groklab.analysis.io import load_at
+    from groklab.cli import main
+
+    model, dataset, _ = load_at(khop_run)
+    rows = _chosen_rows(dataset)
+    data = dataset.split(H3)
+    qfile = tmp_path / fmt
+    if fmt == "rows.json":
+        qfile.write_text(json.dumps(rows))
+    else:  # the tokens of each query, without the padding of the 4-hop width
+        qfile.write_text("\n".join(" ".join(dataset.vocab[int(t)] for t in data.tokens[r][:4])
+                                   for r in rows) + "\n")
+    out = tmp_path / "t.json"
+    assert main(["trace", str(khop_run), "--split", H3, "--corrupt", "r2", "--queries", str(qfile),
+                 "--include-wrong", "--out", str(out)]) == 0
+    got = json.loads(out.read_text())
+    cf = prepare_khop_counterfactuals(model, dataset, H3, "r2", rows=rows, require_correct=False)
+    assert cf.clean.index.tolist() == [r for r in rows if r in set(cf.clean.index.tolist())]
+    assert cf.stats["queries"] == len(rows) == got["counterfactuals"]["queries"]
+    want = summarize_trace(trace_grid(model, cf))
+    assert got["n"] == want["n"] == len(cf.clean) > 0
+    for key in ("restored", "changed", "prob_clean", "flipped"):
+        assert got[key] == want[key], key
+
+
+@pytest.mark.parametrize("content, needles", [
+    ("[0, 100000]", ["queries=100000", "3-hop queries in test_inferred_iid_h3", "(0.."]),
+    ("[-1]", ["queries=-1", "(0.."]),
+    ("[]", ["queries=", "non-empty list"]),
+    ("<e_0> <r_0>\n<e_1> <r_1>\n", ["queries item", "the tokens of one query"]),
+    ("<e_0> <e_0> <e_0> <e_0>\n", ["queries item='<e_0> <e_0> <e_0> <e_0>'",
+                                   "a query of split test_inferred_iid_h3"]),
+])
+def test_trace_bad_queries_file_on_a_khop_split_is_one_line(khop_run, tmp_path, capsys, content,
+                                                            needles):
+    from groklab.cli import main
+
+    qfile = tmp_path / "q.txt"
+    qfile.write_text(content)
+    assert main(["trace", str(khop_run), "--split", H3, "--queries", str(qfile),
+                 "--include-wrong"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("groklab: error:"), err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_khop_queries_rows_keep_their_order_and_stop_at_the_split_end(ds):
+    n3 = len(ds.split(H3))
+    q, bridges = khop_queries(ds, H3, "causal", rows=[n3 - 1, 0, n3 - 1])
+    assert q.index.tolist() == [n3 - 1, 0, n3 - 1] and bridges.shape == (3, 2)
+    np.testing.assert_array_equal(q.tokens, ds.split(H3).tokens[[n3 - 1, 0, n3 - 1]])
+    with pytest.raises(Exception, match=rf"queries={n3} is invalid .*\(0..{n3 - 1}\)"):
+        khop_queries(ds, H3, "causal", rows=[0, n3])
+
+
+def test_trace_bad_queries_file_in_a_subprocess_has_no_traceback(khop_run, tmp_path):
+    import subprocess
+    import sys
+
+    qfile = tmp_path / "q.json"
+    qfile.write_text("[100000]")
+    proc = subprocess.run([sys.executable, "-m", "groklab.cli", "trace", str(khop_run), "--split",
+                           H3, "--queries", str(qfile)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "queries=100000" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -17,16 +17,28 @@ linearly resampled onto a common normalised depth axis (stage i of S at depth i/
 max(S_a, S_b) points). Position axes must match: a causal model (h, r1, r2) and the recursive
 model (h, r1, r2, mask) read the answer at different positions, so comparing them position by
 position would be meaningless; that is refused with a GroklabError.
+
+Comparison task (:func:`compare_comparison_models`, docs/analysis.md): two comparison runs on
+the same attribute values are compared on the same queries and label-flipping counterfactuals
+(analysis/comparison.py, ``corrupt`` e1 | e2 | attr); the lens scores are the correlations of
+the v1 / v2 value-rank and label-mass grids and the agreement of the depth where v1 / v2 first
+are the top value at their entity's position. Runs of different tasks are refused.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from groklab.analysis.comparison import CORRUPTIONS as COMPARISON_CORRUPTIONS
+from groklab.analysis.comparison import (ValueTable, build_comparison_counterfactuals,
+                                         comparison_queries, query_values)
+from groklab.analysis.comparison_lens import comparison_lens, summarize_comparison_lens
+from groklab.analysis.counterfactual import CORRUPTIONS
 from groklab.analysis.lens import first_found_stage, lens_ranks, resolve_positions, summarize_lens
 from groklab.analysis.queries import position_labels, two_hop_queries
-from groklab.analysis.tracing import prepare_counterfactuals, summarize_trace, trace_grid
-from groklab.errors import GroklabError
+from groklab.analysis.tracing import (keep_answered, prepare_counterfactuals, summarize_trace,
+                                      trace_grid)
+from groklab.errors import GroklabError, bad_value
 
 
 def to_depth(grid: np.ndarray, n_points: int) -> np.ndarray:
@@ -174,10 +186,48 @@ def check_same_graph(dataset_a, dataset_b, queries) -> None:
                            f"{dataset_b.path} (allowed: runs on the same knowledge graph)")
 
 
+def check_same_task(dataset_a, dataset_b) -> str:
+    """The task both runs' datasets share (composition | comparison); one-line error otherwise."""
+    tasks = [d.manifest.get("task", "composition") for d in (dataset_a, dataset_b)]
+    if tasks[0] != tasks[1]:
+        raise GroklabError(f"compare: tasks differ (A: {tasks[0]}; B: {tasks[1]}) (allowed: two "
+                           "runs of the same task, composition or comparison)")
+    return tasks[0]
+
+
+def compare_traces(model_a, model_b, cf, n_boot: int, seed: int) -> dict:
+    """Tracing grids of both models on the counterfactuals ``cf`` and their correlations."""
+    tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf)
+    trace = {
+        "n": len(tr_a), "corrupt": cf.corrupt,
+        "a": summarize_trace(tr_a), "b": summarize_trace(tr_b),
+        "restored_corr": grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed),
+        "prob_corr": grid_correlation(tr_a.prob_clean, tr_b.prob_clean, n_boot, seed),
+    }
+    free = free_cells(tr_a.restored, tr_b.restored)
+    trace["cells"], trace["free_cells"] = int(free.size), int(free.sum())
+    trace["restored_corr_free"] = grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed,
+                                                   mask=free)
+    return trace
+
+
+def _depth_aligned(trace: dict, lens_stages_a: list, lens_stages_b: list) -> bool:
+    return (len(trace["a"]["stages"]) != len(trace["b"]["stages"])
+            or len(lens_stages_a) != len(lens_stages_b))
+
+
 def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
-                   corrupt: str = "r1", n: int = 300, seed: int = 0, n_boot: int = 1000,
+                   corrupt: str | None = None, n: int = 300, seed: int = 0, n_boot: int = 1000,
                    dataset_b=None, require_correct: bool = True) -> dict:
-    """Lens and tracing of both models on the same queries, with similarity scores + CIs."""
+    """Lens and tracing of both models on the same queries, with similarity scores + CIs.
+    ``corrupt`` defaults to r1 (composition) / e1 (comparison); two comparison runs are
+    compared by :func:`compare_comparison_models`, runs of different tasks are refused."""
+    if check_same_task(dataset, dataset_b if dataset_b is not None else dataset) == "comparison":
+        return compare_comparison_models(model_a, model_b, dataset, split, corrupt or "e1", n,
+                                         seed, n_boot, dataset_b, require_correct)
+    corrupt = corrupt or "r1"
+    if corrupt not in CORRUPTIONS:  # before the lens runs: a typo costs nothing
+        raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS) + " for composition runs")
     check_layouts(model_a, model_b)
     queries = two_hop_queries(dataset, split, model_a.layout, n=n, seed=seed)
     if dataset_b is not None:
@@ -195,26 +245,83 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
     }
     cf = prepare_counterfactuals([model_a, model_b], dataset, split, corrupt, n, seed,
                                  require_correct)
-    tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf)
-    trace = {
-        "n": len(tr_a), "corrupt": corrupt,
-        "a": summarize_trace(tr_a), "b": summarize_trace(tr_b),
-        "restored_corr": grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed),
-        "prob_corr": grid_correlation(tr_a.prob_clean, tr_b.prob_clean, n_boot, seed),
-    }
-    free = free_cells(tr_a.restored, tr_b.restored)
-    trace["cells"], trace["free_cells"] = int(free.size), int(free.sum())
-    trace["restored_corr_free"] = grid_correlation(tr_a.restored, tr_b.restored, n_boot, seed,
-                                                   mask=free)
-    stages = {"a": len(tr_a.stages), "b": len(tr_b.stages)}
+    trace = compare_traces(model_a, model_b, cf, n_boot, seed)
     return {
-        "split": split, "seed": seed, "n_boot": n_boot,
-        "depth_aligned": stages["a"] != stages["b"] or len(lens_a.stages) != len(lens_b.stages),
+        "task": "composition", "split": split, "seed": seed, "n_boot": n_boot,
+        "depth_aligned": _depth_aligned(trace, lens_a.stages, lens_b.stages),
         "similarity": {
             "trace_restored_corr": trace["restored_corr"]["value"],
             "trace_prob_corr": trace["prob_corr"]["value"],
             "lens_bridge_mrr_corr": lens["bridge_mrr_corr"]["value"],
             "first_found_mean_abs_depth_diff": lens["first_found"]["mean_abs_depth_diff"]["value"],
+        },
+        "lens": lens, "trace": trace,
+    }
+
+
+# ---------------------------------------------------------------- the comparison task
+
+def check_same_values(dataset_a, dataset_b, queries) -> None:
+    """Refuse comparison runs whose datasets disagree on the queries' (entity, attribute)
+    values or labels (another value table)."""
+    if list(dataset_a.vocab) != list(dataset_b.vocab):
+        raise GroklabError(f"compare: vocabularies differ ({dataset_a.path} vs {dataset_b.path}) "
+                           "(allowed: runs on the same attribute values)")
+    ta, tb = ValueTable(dataset_a), ValueTable(dataset_b)
+    va, vb = query_values(ta, queries), query_values(tb, queries)
+    same = all(np.array_equal(x, y) for x, y in zip(va, vb))
+    if not same or not np.array_equal(tb.label(*vb), queries.target.numpy()):
+        raise GroklabError(f"compare: the values of split {queries.split!r} differ in "
+                           f"{dataset_b.path} (allowed: runs on the same attribute values)")
+
+
+def compare_comparison_lens(lens_a, lens_b, n_boot: int, seed: int) -> dict:
+    """Similarity of two models' comparison lens: Pearson r of the reciprocal value rank
+    (among the value tokens) of v1 and v2 and of the label mass [stage][position] grids, and
+    the agreement of the depth where v1 (at e1) and v2 (at e2) first are the top value."""
+    positions = lens_a.positions
+    out = {"n": len(lens_a.queries), "a": summarize_comparison_lens(lens_a),
+           "b": summarize_comparison_lens(lens_b), "first_found": {}}
+    for key, where in (("v1", "e1"), ("v2", "e2")):
+        ra, rb = lens_a.value_rank[key], lens_b.value_rank[key]
+        out[f"{key}_mrr_corr"] = grid_correlation(1.0 / ra, 1.0 / rb, n_boot, seed)
+        at = [positions.index(where)]
+        out["first_found"][key] = first_found_agreement(ra, rb, at, at, n_boot, seed)
+    out["label_mass_corr"] = grid_correlation(lens_a.label_mass, lens_b.label_mass, n_boot, seed)
+    return out
+
+
+def compare_comparison_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
+                              corrupt: str = "e1", n: int = 300, seed: int = 0,
+                              n_boot: int = 1000, dataset_b=None,
+                              require_correct: bool = True) -> dict:
+    """:func:`compare_models` for two comparison runs: the comparison lens and the tracing with
+    label-flipping counterfactuals (analysis/comparison.py), the same queries and the same
+    counterfactuals for both (kept where both answer clean and corrupted right)."""
+    if corrupt not in COMPARISON_CORRUPTIONS:
+        raise bad_value("corrupt", corrupt, ", ".join(COMPARISON_CORRUPTIONS)
+                        + " for comparison runs")
+    check_layouts(model_a, model_b)
+    queries = comparison_queries(dataset, split, model_a.layout, n=n, seed=seed)
+    if dataset_b is not None:
+        check_same_values(dataset, dataset_b, queries)
+    lens = compare_comparison_lens(comparison_lens(model_a, dataset, queries),
+                                   comparison_lens(model_b, dataset, queries), n_boot, seed)
+    cf = keep_answered([model_a, model_b],
+                       build_comparison_counterfactuals(dataset, queries, corrupt, seed=seed),
+                       split, require_correct)
+    trace = compare_traces(model_a, model_b, cf, n_boot, seed)
+    return {
+        "task": "comparison", "split": split, "seed": seed, "n_boot": n_boot,
+        "depth_aligned": _depth_aligned(trace, lens["a"]["stages"], lens["b"]["stages"]),
+        "similarity": {
+            "trace_restored_corr": trace["restored_corr"]["value"],
+            "trace_prob_corr": trace["prob_corr"]["value"],
+            "lens_v1_mrr_corr": lens["v1_mrr_corr"]["value"],
+            "lens_v2_mrr_corr": lens["v2_mrr_corr"]["value"],
+            "lens_label_mass_corr": lens["label_mass_corr"]["value"],
+            "v1_first_found_mean_abs_depth_diff":
+                lens["first_found"]["v1"]["mean_abs_depth_diff"]["value"],
         },
         "lens": lens, "trace": trace,
     }

@@ -47,9 +47,10 @@ def split_hops(dataset, split: str) -> int:
     return ks[0]
 
 
-def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 0
-                 ) -> tuple[Queries, np.ndarray]:
-    """(queries, bridges (N, k-1)) of ``split`` for a model of ``layout``; a seeded sample of n.
+def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 0,
+                 rows: np.ndarray | None = None) -> tuple[Queries, np.ndarray]:
+    """(queries, bridges (N, k-1)) of ``split`` for a model of ``layout``; a seeded sample of n,
+    or exactly the split ``rows`` given (``n`` is then ignored).
     Inputs keep the dataset's full width (``<pad>`` after the query) as in training: a
     non-causal model sees those positions, so a shorter input would be another computation."""
     if dataset.manifest.get("task", "composition") != "composition":
@@ -58,7 +59,11 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
     k = split_hops(dataset, split)
     layout = layout_of(layout)
     data = dataset.split(split)
-    rows = np.nonzero((np.asarray(data.length) == k + 1) & (np.asarray(data.bridge) >= 0))[0]
+    is_query = (np.asarray(data.length) == k + 1) & (np.asarray(data.bridge) >= 0)
+    if rows is not None:
+        rows, n = _checked_rows(rows, is_query, split, k), None
+    else:
+        rows = np.nonzero(is_query)[0]
     if n is not None:
         check_range("n", n, 1)
         if n < len(rows):
@@ -70,6 +75,20 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
                 torch.as_tensor(np.asarray(data.bridge[rows]), dtype=torch.long),
                 khop_labels(k, layout, tokens.shape[1]), layout)
     return q, np.asarray(data.bridges[rows, :k - 1], dtype=np.int64)
+
+
+def _checked_rows(rows, is_query: np.ndarray, split: str, k: int) -> np.ndarray:
+    """``rows`` as int64 after checking each names a k-hop query of the split (one-line error
+    naming the first bad row and the allowed range otherwise)."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+    out_of_range = rows[(rows < 0) | (rows >= len(is_query))]
+    if len(out_of_range) or not is_query[rows].all():
+        wrong = out_of_range[0] if len(out_of_range) else rows[~is_query[rows]][0]
+        raise bad_value("queries", int(wrong), f"row numbers of {k}-hop queries in {split} "
+                        f"(0..{len(is_query) - 1})")
+    if len(rows) == 0:
+        raise bad_value("queries", "[]", f"at least one row number of {split}")
+    return rows
 
 
 # ---------------------------------------------------------------- lens: bridge order
@@ -233,11 +252,13 @@ def khop_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
 
 
 def prepare_khop_counterfactuals(model, dataset, split: str, corrupt: str, n: int = 300,
-                                 seed: int = 0, require_correct: bool = True) -> Counterfactuals:
-    """k-hop counterfactuals for ``n`` queries of ``split``; with ``require_correct`` only those
-    the model answers right clean and corrupted (as ``tracing.prepare_counterfactuals``)."""
+                                 seed: int = 0, require_correct: bool = True,
+                                 rows=None) -> Counterfactuals:
+    """k-hop counterfactuals for ``n`` queries of ``split`` (or exactly the split ``rows``
+    given); with ``require_correct`` only those the model answers right clean and corrupted
+    (as ``tracing.prepare_counterfactuals``)."""
     from groklab.analysis.tracing import keep_answered
 
-    queries, _ = khop_queries(dataset, split, model.layout, n, seed)
+    queries, _ = khop_queries(dataset, split, model.layout, n, seed, rows=rows)
     return keep_answered([model], khop_counterfactuals(dataset, queries, corrupt, seed), split,
                          require_correct)

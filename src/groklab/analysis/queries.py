@@ -86,7 +86,8 @@ def two_hop_queries(dataset, split: str, layout, n: int | None = None,
     """
     task = dataset.manifest.get("task", "composition")
     if task != "composition":
-        raise bad_value("dataset.task", task, "composition (lens and tracing need bridges)")
+        raise bad_value("dataset.task", task, "composition (this instrument needs bridges; lens "
+                        "and trace also take comparison runs)")
     layout = layout_of(layout)
     data = dataset.split(split)
     two_hop = (np.asarray(data.length) == 3) & (np.asarray(data.bridge) >= 0)
@@ -150,10 +151,32 @@ def batched_answer_logits(model, input_ids: torch.Tensor, answer_pos: torch.Tens
 def read_query_rows(path, dataset, split: str) -> np.ndarray:
     """Row numbers of ``split`` named by a query file, so two tools trace the same queries.
 
-    The file is JSON (a list of row numbers, or of ``[h, r1, r2]`` token strings) or text, one
-    query per line: a row number, or three tokens such as ``<e_3> <r_1> <r_7>``. Items are
-    matched to the split's two-hop queries; one that is not there is a GroklabError.
+    The file is JSON (a list of row numbers, or of token-string lists such as ``[h, r1, r2]``)
+    or text, one query per line: a row number, or a query's tokens such as ``<e_3> <r_1> <r_7>``
+    (a k-hop query: ``h r1 .. rk``; a comparison query: ``attr e1 e2``). Token items are matched
+    to the split's queries; one that is not there is a GroklabError. Row numbers are returned
+    as given: the instrument that reads them checks them against its own kind of query.
     """
+    items = _query_items(path)
+    index = _query_index(dataset.split(split))
+    token_id = {tok: i for i, tok in enumerate(dataset.vocab)}
+    rows = []
+    for item in items:
+        if isinstance(item, (int, str)) and str(item).lstrip("-").isdigit():
+            rows.append(int(item))
+            continue
+        if not (isinstance(item, (list, tuple)) and len(item) >= 3):
+            raise bad_value("queries item", item, "a row number or the tokens of one query "
+                            "(h r1 .. rk; comparison: attr e1 e2)")
+        ids = tuple(token_id.get(str(tok), -1) for tok in item)
+        if ids not in index:
+            raise bad_value("queries item", " ".join(map(str, item)), f"a query of split {split}")
+        rows.append(index[ids])
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _query_items(path) -> list:
+    """The items of a query file (JSON list, or one row number / token list per line)."""
     import json
     from pathlib import Path
 
@@ -169,21 +192,15 @@ def read_query_rows(path, dataset, split: str) -> np.ndarray:
         items = [line.split() if len(line.split()) > 1 else line.strip()
                  for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not isinstance(items, list) or not items:
-        raise bad_value("queries", str(path), "a non-empty list of row numbers or h r1 r2 items")
-    data = dataset.split(split)
-    index = {tuple(int(x) for x in row): i for i, row in enumerate(np.asarray(data.tokens))
-             if int(data.length[i]) == 3}
-    token_id = {tok: i for i, tok in enumerate(dataset.vocab)}
-    rows = []
-    for item in items:
-        if isinstance(item, (int, str)) and str(item).lstrip("-").isdigit():
-            rows.append(int(item))
-            continue
-        if not (isinstance(item, (list, tuple)) and len(item) == 3):
-            raise bad_value("queries item", item, "a row number or three tokens h r1 r2")
-        ids = tuple(token_id.get(str(tok), -1) for tok in item)
-        if ids not in index:
-            raise bad_value("queries item", " ".join(map(str, item)),
-                            f"a two-hop query of split {split}")
-        rows.append(index[ids])
-    return np.asarray(rows, dtype=np.int64)
+        raise bad_value("queries", str(path), "a non-empty list of row numbers or query tokens")
+    return items
+
+
+def _query_index(data) -> dict[tuple, int]:
+    """Token tuple -> first row number of every query (3 or more tokens) of a split; a row of a
+    k-hop dataset is keyed by its own tokens, without the padding after them."""
+    tokens, length = np.asarray(data.tokens), np.asarray(data.length)
+    index: dict[tuple, int] = {}
+    for i in np.nonzero(length >= 3)[0].tolist():
+        index.setdefault(tuple(int(x) for x in tokens[i, :length[i]]), i)
+    return index

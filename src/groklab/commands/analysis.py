@@ -23,8 +23,9 @@ def register(sub) -> None:
                           description="Decode every residual stage at every position through "
                           "the final norm (recomputed per state) and the unembedding; report "
                           "rank/MRR of the bridge and the answer per (stage, position), 'bridge "
-                          "found' and 'answer found'. Writes JSON and a heatmap PNG into "
-                          "RUN/analysis/ (or --out).")
+                          "found' and 'answer found'; on a comparison run, the attribute values "
+                          "at the entity positions and the label space at the answer position. "
+                          "Writes JSON and a heatmap PNG into RUN/analysis/ (or --out).")
     lens.add_argument("run", metavar="RUN", help="run directory (made by `groklab train`)")
     when = lens.add_mutually_exclusive_group()
     when.add_argument("--step", type=int, default=None,
@@ -37,7 +38,8 @@ def register(sub) -> None:
     lens.add_argument("--rule", choices=("groklab", "study"), default="groklab", help=RULE_HELP)
     lens.add_argument("--json", action="store_true",
                       help="print one JSON object (n, bridge_found, bridge_found_correct, "
-                      "target_found, chance, ... under --rule) instead of the text summary")
+                      "target_found, chance, ... under --rule; comparison runs: n, accuracy, "
+                      "majority, v1/v2 found and their controls) instead of the text summary")
     lens.add_argument("--bridge-order", action="store_true",
                       help="the k-hop lens: for each bridge b_i the stage and position where it "
                       "is first decoded (a stage x hop map) and how often bridges resolve in "
@@ -54,9 +56,10 @@ def register(sub) -> None:
     trace.add_argument("run", metavar="RUN", help="run directory (made by `groklab train`)")
     trace.add_argument("--step", type=int, default=None,
                        help="checkpoint step (default: the latest good checkpoint)")
-    trace.add_argument("--corrupt", choices=("h", *(f"r{i}" for i in range(1, 9))), default="r1",
-                       help="which input token the counterfactual changes (default r1; r3..rK "
-                       "for splits of K-hop queries)")
+    trace.add_argument("--corrupt", default=None,
+                       help="which input token the counterfactual changes: h, r1, r2 (default "
+                       "r1; r3..rK for splits of K-hop queries); comparison runs: e1, e2, attr "
+                       "(default e1)")
     trace.add_argument("--reverse", action="store_true",
                        help="patch counterfactual states into the clean run instead (Wang et "
                        "al.'s direction; their metric is the 'changed' grid)")
@@ -66,7 +69,8 @@ def register(sub) -> None:
                        "OOD hops); default groklab")
     trace.add_argument("--queries", default=None, metavar="FILE",
                        help="trace exactly these queries of --split: a JSON list or lines of row "
-                       "numbers or 'h r1 r2' token triples (overrides --n and the seeded sample)")
+                       "numbers or of a query's tokens ('h r1 r2', 'h r1 .. rK' for k-hop splits, "
+                       "'attr e1 e2' on comparison runs; overrides --n and the seeded sample)")
     trace.add_argument("--include-wrong", action="store_true",
                        help="also trace queries the model gets wrong (clean or corrupted); by "
                        "default only queries answered right in both runs are traced")
@@ -108,8 +112,9 @@ def register(sub) -> None:
                           "RUN_A/analysis/ (or --out).")
     comp.add_argument("run_a", metavar="RUN_A[@STEP]", help="first run, optionally @checkpoint step")
     comp.add_argument("run_b", metavar="RUN_B[@STEP]", help="second run, optionally @checkpoint step")
-    comp.add_argument("--corrupt", choices=("h", "r1", "r2"), default="r1",
-                      help="token changed by the tracing counterfactuals (default r1)")
+    comp.add_argument("--corrupt", default=None,
+                      help="token changed by the tracing counterfactuals: h, r1, r2 (default "
+                      "r1); two comparison runs: e1, e2, attr (default e1)")
     comp.add_argument("--boot", type=int, default=1000,
                       help="bootstrap resamples for the confidence intervals (default 1000)")
     _common(comp, n_default=300)
@@ -194,6 +199,8 @@ def cmd_lens(args) -> int:
     device = _setup(args)
     positions = _positions(args.positions)
     run = load_run(args.run)
+    if args.all_steps and run.dataset.task == "comparison":
+        return _lens_comparison_steps(args, run, device, started)
     if args.all_steps:
         rows = {r["step"]: r for r in run.metrics}
         points = []
@@ -223,6 +230,8 @@ def cmd_lens(args) -> int:
     else:
         model, dataset, step = load_at(args.run, args.step, device)
         _at_depth(model, args)
+        if dataset.task == "comparison":
+            return _lens_comparison(args, model, dataset, step, run, started)
         hops = _split_hops(dataset, args.split)
         if args.bridge_order or (hops is not None and hops > 2):
             return _lens_bridge_order(args, model, dataset, step, run, started)
@@ -241,6 +250,102 @@ def cmd_lens(args) -> int:
             print(f"wrote {json_path} and {png_path}", file=sys.stderr)
             return 0
         _print_lens(run.path.name, step, args.split, s, headline)
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _lens_comparison(args, model, dataset, step, run, started) -> int:
+    """The comparison lens: attribute values at the entity positions, labels at the answer."""
+    from groklab.analysis.comparison import comparison_queries
+    from groklab.analysis.comparison_lens import (comparison_lens, format_comparison_lens,
+                                                  summarize_comparison_lens)
+    from groklab.analysis.io import output_paths, write_json
+    from groklab.analysis.plots import heatmaps
+
+    _check_comparison_lens_options(args)
+    queries = comparison_queries(dataset, args.split, model.layout, args.n, args.seed)
+    s = summarize_comparison_lens(comparison_lens(model, dataset, queries))
+    json_path, png_path = output_paths(args.run, f"lens_{args.split}_step{step}", args.out)
+    c = s["correct"] if s["n_correct"] else s["all"]
+    heatmaps([("v1 top value", c["v1"]["grid"]), ("v1 control", c["v1_control"]["grid"]),
+              ("v2 top value", c["v2"]["grid"]), ("label mass", c["label"]["mass_grid"])],
+             s["stages"], s["positions"], png_path,
+             title=f"{run.path.name}@{step} comparison lens, {args.split} "
+             f"({'correct' if s['n_correct'] else 'all'} n={c['n']})")
+    write_json(json_path, s, started, command="lens", mode="comparison", run=str(run.path),
+               step=step, n=args.n, seed=args.seed)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    headline = {"task": "comparison", "split": s["split"], "n": s["n"], "n_correct": s["n_correct"],
+                "accuracy": s["accuracy"], "majority": s["majority"],
+                **{f"{k}_found_correct": s["correct"][k]["found"] for k in
+                   ("v1", "v1_control", "v2", "v2_control")}}
+    if args.json:
+        print(json.dumps({**headline, "step": step, "run": str(run.path)}))
+        print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+        return 0
+    print(f"{run.path.name}@{step} {args.split} (comparison) n={s['n']} accuracy "
+          f"{fmt(s['accuracy'])} (majority-class rate {fmt(s['majority'])}); values: top value "
+          f"among the {round(1 / s['chance']['value_top1_one_cell'])} value tokens at the entity's "
+          f"position; labels at {c['label']['position']}")
+    for subset, what in (("correct", f"the {s['n_correct']} answered correctly"),
+                         ("all", f"all {s['n']} queries")):
+        print()
+        print(f"{what}:")
+        print(format_comparison_lens(s, subset))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _check_comparison_lens_options(args) -> None:
+    from groklab.errors import bad_value
+
+    if args.positions != "auto":
+        raise bad_value("positions", args.positions, "auto (a comparison run's lens reads each "
+                        "value at its own entity position)")
+    if args.rule != "groklab" or args.bridge_order:
+        what, value = ("rule", args.rule) if args.rule != "groklab" else ("bridge_order", True)
+        raise bad_value(what, value, "groklab rule without --bridge-order (comparison runs have "
+                        "no bridges)")
+
+
+def _lens_comparison_steps(args, run, device, started) -> int:
+    """The comparison lens at every checkpoint: value found (correct queries) against its
+    control, right label at the last stage, accuracy against the majority-class rate."""
+    from groklab.analysis.comparison import comparison_queries
+    from groklab.analysis.comparison_lens import comparison_lens, summarize_comparison_lens
+    from groklab.analysis.io import load_at, output_paths, write_json
+    from groklab.analysis.plots import curves
+
+    _check_comparison_lens_options(args)
+    rows = {r["step"]: r for r in run.metrics}
+    points = []
+    fmt = lambda v: "  n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for step in run.checkpoint_steps:
+        model, dataset, _ = load_at(args.run, step, device)
+        _at_depth(model, args)
+        queries = comparison_queries(dataset, args.split, model.layout, args.n, args.seed)
+        s = summarize_comparison_lens(comparison_lens(model, dataset, queries))
+        c = s["correct"]
+        right = c["label"]["right_by_stage"]
+        points.append({"step": step, "n_correct": s["n_correct"],
+                       **{f"{k}_found": c[k]["found"] for k in ("v1", "v1_control", "v2", "v2_control")},
+                       "label_right_last_stage": right[-1] if right else None,
+                       "accuracy_sample": s["accuracy"], "majority": s["majority"],
+                       "accuracy": rows.get(step, {}).get(f"acc/{args.split}")})
+        p = points[-1]
+        print(f"step {step:>8}  on the {s['n_correct']} correct: v1 found {fmt(p['v1_found'])} "
+              f"(control {fmt(p['v1_control_found'])}), v2 found {fmt(p['v2_found'])} (control "
+              f"{fmt(p['v2_control_found'])})  acc {s['accuracy']:.3f} (majority {s['majority']:.3f})")
+    json_path, png_path = output_paths(args.run, f"lens_{args.split}_steps", args.out)
+    nan = float("nan")  # a checkpoint that answers nothing right has no value rates to plot
+    series = {k: [nan if p[k] is None else p[k] for p in points]
+              for k in ("v1_found", "v1_control_found", "v2_found", "v2_control_found", "majority")}
+    series["accuracy"] = [p["accuracy"] if p["accuracy"] is not None else p["accuracy_sample"]
+                          for p in points]
+    curves([p["step"] for p in points], series, png_path,
+           title=f"{run.path.name}: comparison lens on {args.split}", ylabel="rate")
+    write_json(json_path, {"task": "comparison", "split": args.split, "points": points}, started,
+               command="lens", mode="comparison", run=str(run.path), n=args.n, seed=args.seed)
     print(f"wrote {json_path} and {png_path}")
     return 0
 
@@ -345,19 +450,21 @@ def cmd_trace(args) -> int:
     check_range("batch_size", args.batch_size, 1)
     model, dataset, step = load_at(args.run, args.step, device)
     _at_depth(model, args)
+    if dataset.task == "comparison":
+        return _trace_comparison(args, model, dataset, step, started)
+    args.corrupt = args.corrupt or "r1"
     hops = _split_hops(dataset, args.split)
+    rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
     if hops is not None and hops > 2:  # k-hop queries: any input token (analysis/khop.py)
         from groklab.analysis.khop import prepare_khop_counterfactuals
 
-        if args.queries:
-            raise GroklabError("queries is not yet supported for k-hop splits (allowed: --n)")
         cf = prepare_khop_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
-                                          args.seed, require_correct=not args.include_wrong)
+                                          args.seed, require_correct=not args.include_wrong,
+                                          rows=rows)
     else:
         if args.corrupt not in ("h", "r1", "r2"):
             raise GroklabError(f"corrupt={args.corrupt!r} is invalid (allowed: h, r1, r2 for the "
                                f"two-hop split {args.split})")
-        rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
         cf = prepare_counterfactuals([model], dataset, args.split, args.corrupt, args.n, args.seed,
                                      require_correct=not args.include_wrong, rule=args.cf_rule,
                                      rows=rows)
@@ -383,6 +490,55 @@ def cmd_trace(args) -> int:
           f"{', all kept' if not c['require_correct'] else ''}; {c['undefined_answer']} "
           "counterfactuals without a defined answer)")
     for key, what in (("restored", "share of answers restored to the clean one"),
+                      ("changed", "share of answers changed (Wang's measure)")):
+        print()
+        print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _trace_comparison(args, model, dataset, step, started) -> int:
+    """Tracing on a comparison run: counterfactuals that flip the label (analysis/comparison.py)."""
+    from groklab.analysis.comparison import CORRUPTIONS, prepare_comparison_counterfactuals
+    from groklab.analysis.io import output_paths, write_json
+    from groklab.analysis.plots import heatmaps
+    from groklab.analysis.queries import read_query_rows
+    from groklab.analysis.tracing import summarize_trace, trace_grid
+    from groklab.errors import bad_value
+
+    corrupt = args.corrupt or "e1"
+    if corrupt not in CORRUPTIONS:
+        raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS) + " for a comparison run")
+    if args.cf_rule != "groklab":
+        raise bad_value("cf_rule", args.cf_rule, "groklab for a comparison run (Wang's rule is "
+                        "for composition)")
+    rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
+    cf = prepare_comparison_counterfactuals(model, dataset, args.split, corrupt, args.n, args.seed,
+                                            require_correct=not args.include_wrong, rows=rows)
+    res = trace_grid(model, cf, reverse=args.reverse, batch_size=args.batch_size)
+    s = summarize_trace(res)
+    s["task"] = "comparison"
+    name = f"trace_{args.split}_{corrupt}{'_reverse' if args.reverse else ''}_step{step}"
+    json_path, png_path = output_paths(args.run, name, args.out)
+    direction = "corrupted <- clean" if not args.reverse else "clean <- corrupted (Wang)"
+    heatmaps([("restored (top-1 = label)", s["restored"]), ("changed (Wang)", s["changed"]),
+              ("p(label)", s["prob_clean"])], s["stages"], s["positions"], png_path,
+             title=f"{args.run}@{step} trace {direction}, corrupt {corrupt} (n={s['n']})")
+    write_json(json_path, s, started, command="trace", run=str(args.run), step=step,
+               n=args.n, seed=args.seed, queries=args.queries)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "step": step, "split": args.split,
+                          "corrupt": corrupt, "task": "comparison",
+                          **{k: s[k] for k in TRACE_JSON_KEYS}}))
+        print(f"wrote {json_path} and {png_path}", file=sys.stderr)
+        return 0
+    c = s["counterfactuals"]
+    print(f"{args.run}@{step} {args.split} (comparison), corrupt {corrupt}, {s['direction']}: "
+          f"clean accuracy {c['clean_accuracy']:.3f} on the {c['queries']} sampled queries "
+          f"(majority-class rate {c['majority']:.3f}); traced {s['n']} ({c['with_counterfactual']} "
+          f"with a label-flipping counterfactual, {c['both_correct']} answered right clean and "
+          f"corrupted{', all kept' if not c['require_correct'] else ''})")
+    for key, what in (("restored", "share of answers restored to the clean label"),
                       ("changed", "share of answers changed (Wang's measure)")):
         print()
         print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
@@ -462,31 +618,56 @@ def cmd_compare(args) -> int:
     model_b, data_b, step_b = load_at(path_b, step_b, device)
     result = compare_models(model_a, model_b, data_a, args.split, args.corrupt, args.n,
                             args.seed, args.boot, dataset_b=data_b)
-    name = (f"compare_{args.split}_{args.corrupt}_step{step_a}_vs_"
+    corrupt = result["trace"]["corrupt"]
+    name = (f"compare_{args.split}_{corrupt}_step{step_a}_vs_"
             f"{slug(path_b.resolve().name)}_step{step_b}")
     json_path, png_path = output_paths(path_a, name, args.out)
     ta, tb = result["trace"]["a"], result["trace"]["b"]
     la, lb = result["lens"]["a"], result["lens"]["b"]
+    lens_name, lens_a, lens_b = (("v1 top value", la["all"]["v1"]["grid"], lb["all"]["v1"]["grid"])
+                                 if result["task"] == "comparison" else
+                                 ("bridge MRR", la["bridge"]["mrr"], lb["bridge"]["mrr"]))
     heatmaps([("A trace restored", ta["restored"]), ("B trace restored", tb["restored"]),
-              ("A bridge MRR", la["bridge"]["mrr"]), ("B bridge MRR", lb["bridge"]["mrr"])],
+              (f"A {lens_name}", lens_a), (f"B {lens_name}", lens_b)],
              [ta["stages"], tb["stages"], la["stages"], lb["stages"]], ta["positions"], png_path,
              title=f"A={path_a.name}@{step_a}  B={path_b.name}@{step_b}  ({args.split})")
     write_json(json_path, result, started, command="compare",
                a={"run": str(path_a), "step": step_a}, b={"run": str(path_b), "step": step_b},
                n=args.n, seed=args.seed)
-    def fmt(block):
-        v, (lo, hi) = block["value"], block["ci"]
-        return "n/a (constant grid)" if v is None else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
-    print(f"A={path_a}@{step_a}  B={path_b}@{step_b}  split {args.split}: lens n="
-          f"{result['lens']['n']}, trace n={result['trace']['n']}"
+    print(f"A={path_a}@{step_a}  B={path_b}@{step_b}  split {args.split}"
+          f"{f' (comparison), corrupt {corrupt}' if result['task'] == 'comparison' else ''}: "
+          f"lens n={result['lens']['n']}, trace n={result['trace']['n']}"
           + ("  (stages aligned on normalised depth)" if result["depth_aligned"] else ""))
-    print(f"trace restored corr  {fmt(result['trace']['restored_corr'])}")
-    print(f"trace p(t) corr      {fmt(result['trace']['prob_corr'])}")
-    print(f"lens bridge MRR corr {fmt(result['lens']['bridge_mrr_corr'])}")
-    ff = result["lens"]["first_found"]
-    print(f"bridge first found: A {ff['found_a']:.3f}, B {ff['found_b']:.3f}, both {ff['found_both']};"
-          f" mean |depth A - depth B| {fmt(ff['mean_abs_depth_diff'])}"
-          + (f"; same stage {ff['same_stage_rate']:.3f}" if ff["same_stage_rate"] is not None else ""))
+    print(f"trace restored corr  {_ci_text(result['trace']['restored_corr'])}")
+    print(f"trace p(t) corr      {_ci_text(result['trace']['prob_corr'])}")
+    if result["task"] == "comparison":
+        _print_comparison_lens_similarity(result["lens"])
+    else:
+        _print_bridge_lens_similarity(result["lens"])
     print(f"wrote {json_path} and {png_path}")
     return 0
+
+
+def _ci_text(block) -> str:
+    v, (lo, hi) = block["value"], block["ci"]
+    return "n/a (constant grid)" if v is None else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _first_found_text(ff) -> str:
+    return (f"A {ff['found_a']:.3f}, B {ff['found_b']:.3f}, both {ff['found_both']}; mean "
+            f"|depth A - depth B| {_ci_text(ff['mean_abs_depth_diff'])}"
+            + (f"; same stage {ff['same_stage_rate']:.3f}" if ff["same_stage_rate"] is not None
+               else ""))
+
+
+def _print_bridge_lens_similarity(lens: dict) -> None:
+    print(f"lens bridge MRR corr {_ci_text(lens['bridge_mrr_corr'])}")
+    print(f"bridge first found: {_first_found_text(lens['first_found'])}")
+
+
+def _print_comparison_lens_similarity(lens: dict) -> None:
+    print(f"lens v1 value MRR corr {_ci_text(lens['v1_mrr_corr'])}")
+    print(f"lens v2 value MRR corr {_ci_text(lens['v2_mrr_corr'])}")
+    print(f"lens label mass corr   {_ci_text(lens['label_mass_corr'])}")
+    for key, where in (("v1", "e1"), ("v2", "e2")):
+        print(f"{key} first top value at {where}: {_first_found_text(lens['first_found'][key])}")
