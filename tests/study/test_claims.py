@@ -231,3 +231,22 @@ def test_lens_validity_needs_enough_correct_queries_and_claim1_a_guards_a_blind_
     assert v.verdict == C.INCONCLUSIVE and "lens blind" in v.reason
     seeing = dict(row, bridge_correct_iid={"value": 0.9, "ci": [0.85, 0.95], "n": 130})
     assert C.judge_claim1([seeing]).verdict == C.NOT_SUPPORTED
+
+
+def test_lens_blind_labels_every_run_whose_lens_misses_the_bridge_not_only_dissociations():
+    """A blind lens cannot establish 'no dissociation' either: a run with a low OOD answer and a
+    lens that misses the bridge on correct ID queries is lens blind too; a seeing one is not."""
+    steps = [0, 100, 200]
+    low_blind = C.timeline(steps, [1.0] * 3, ood=[0.0, 0.05, 0.1], bridge=[0.1, 0.2, 0.2],
+                           bridge_id=[0.1, 0.12, 0.15], target=[0.0, 0.1, 0.2],
+                           chance_id=[0.02, 0.02, 0.03], n_correct_id=[0, 120, 128])
+    assert low_blind["lens_blind"] and not low_blind["masked_dissociation"]
+    assert not low_blind["accuracy_without_circuit"] and not low_blind["circuit_without_accuracy"]
+    low_seeing = C.timeline(steps, [1.0] * 3, ood=[0.0, 0.05, 0.1], bridge=[0.1, 0.2, 0.2],
+                            bridge_id=[0.1, 0.7, 0.8], target=[0.0, 0.1, 0.2],
+                            chance_id=[0.02, 0.02, 0.03], n_correct_id=[0, 120, 128])
+    assert not low_seeing["lens_blind"]
+    v = C.judge_claim2({"recursive/natural": low_blind, "recursive/both_full": low_seeing})
+    assert v.verdict == C.INCONCLUSIVE and v.details["lens_blind"] == ["recursive/natural"]
+    assert "lens blind in recursive/natural (the lens finds the bridge on at most 0.150" in v.reason
+    assert "neither shown nor ruled out" in v.reason

@@ -298,10 +298,11 @@ CLAIM2_RULE = (
     f"without accuracy' when bridge-found >= {HIGH} while target-found < {LOW}; a dissociation "
     f"counts when it holds at the final evaluation or on {PERSIST} consecutive evaluations. "
     f"The same test with exact-match OOD accuracy in place of target-found is reported beside "
-    f"it. 'Accuracy without circuit' also needs the lens to see the bridge at all in that run: "
-    f"a bridge-found rate >= {LOW} on the correctly answered ID test queries at some "
-    f"evaluation with >= {MIN_CORRECT} of them, above its chance control; otherwise the run is "
-    f"'lens blind' and not counted. "
+    f"it. A run's lens must see the bridge at all: a bridge-found rate >= {LOW} on the "
+    f"correctly answered ID test queries at some evaluation with >= {MIN_CORRECT} of them, "
+    f"above its chance control; otherwise the run is 'lens blind' (every run, whatever its "
+    f"answer rates): its 'accuracy without circuit' is not counted and its 'no dissociation' "
+    f"is not claimed. "
     f"Supported if at least one run shows a dissociation; not supported if none does and every "
     f"regime's run ends with both target-found and bridge-found >= {HIGH}; otherwise "
     f"inconclusive (too few runs reached either threshold to see them come apart).")
@@ -327,7 +328,9 @@ def timeline(steps: list[int], train: list[float | None], ood: list[float | None
     ``bridge_id`` (and its chance control ``chance_id``): bridge-found on the correctly answered
     ID test queries, which validates the lens (None: not checked); without a rate >= LOW there
     above chance, on at least MIN_CORRECT correctly answered queries (``n_correct_id``; None:
-    not known), 'accuracy without circuit' becomes 'lens blind'.
+    not known), the run is 'lens blind': its bridge rates can neither show a dissociation nor
+    rule one out, so 'accuracy without circuit' is not counted (``masked_dissociation`` says
+    whether one would have been) and 'no dissociation' is not claimed for it either.
     """
     last = lambda xs: next((x for x in reversed(xs) if x is not None), None)  # noqa: E731
     answer = target if target is not None and any(t is not None for t in target) else ood
@@ -360,7 +363,8 @@ def timeline(steps: list[int], train: list[float | None], ood: list[float | None
         "max_bridge": max((b for b in bridge if b is not None), default=None),
         "max_bridge_id": max_id,
         "accuracy_without_circuit": acc_without and lens_sees,
-        "lens_blind": acc_without and not lens_sees,
+        "lens_blind": not lens_sees,
+        "masked_dissociation": acc_without and not lens_sees,
         "circuit_without_accuracy": circ_without,
         "em_accuracy_without_circuit": acc_without_em and lens_sees,
         "em_circuit_without_accuracy": circ_without_em,
@@ -396,9 +400,11 @@ def judge_claim2(timelines: dict[str, dict],
         blind = [k for k, t in timelines.items() if t.get("lens_blind")]
         if blind:
             reason += "; lens blind in " + ", ".join(
-                f"{k} (OOD answer >= {HIGH} with a low OOD bridge rate, but the lens finds the "
-                f"bridge on at most {_f(timelines[k]['max_bridge_id'])} of correct ID queries "
-                "too, or no more than chance)" for k in blind)
+                f"{k} (" + (f"OOD answer >= {HIGH} with a low OOD bridge rate, but " if
+                            timelines[k].get("masked_dissociation") else "")
+                + f"the lens finds the bridge on at most {_f(timelines[k]['max_bridge_id'])} of "
+                "correct ID queries, or no more than chance)" for k in blind)
+            reason += ": in these runs a dissociation can be neither shown nor ruled out"
     em = [k for k, t in timelines.items()
           if t.get("em_accuracy_without_circuit") or t.get("em_circuit_without_accuracy")]
     reason += ("; with exact-match OOD accuracy in place of target-found: dissociation in "

@@ -172,6 +172,9 @@ def build_pooled(pooled: dict, info: dict, figs: dict[str, Path], seed_dirs: lis
         f"Pooled over {n} seeds (train.seed 0-{n - 1}; "
         + ("each seed its own graph" if info.get("vary_graph") else
            f"one graph, data seed {scale['data'].get('seed', 0)}")
+        + (f"; pretraining runs stacked as ensembles of up to {info['stack']} seeds (`--stack`: "
+           "each equal to its run trained alone within 1e-5 relative)"
+           if (info.get("stack") or 1) > 1 else "")
         + "). Every number is the mean over seeds with a 95% interval: the hull of the "
           "between-seed t-interval and the mean within-seed interval (groklab.study.measure); "
           "per-seed values follow it. The verdict rules are the single-seed rules applied to "
