@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from groklab.analysis.counterfactual import Counterfactuals, KnowledgeGraph
-from groklab.analysis.queries import EXTRA_LABELS, Queries, batched_answer_logits, layout_of
+from groklab.analysis.queries import (EXTRA_LABELS, Queries, batched_answer_logits, layout_of,
+                                     select_rows)
 from groklab.analysis.tracing import keep_answered
 from groklab.data.vocab import COMPARISON_LABELS
-from groklab.errors import GroklabError, bad_value, check_range
+from groklab.errors import GroklabError, bad_value
 from groklab.models import make_inputs
 
 ROLES = ("attr", "e1", "e2")
@@ -73,22 +74,10 @@ def comparison_queries(dataset, split: str, layout, n: int | None = None, seed: 
     layout = layout_of(layout)
     data = dataset.split(split)
     is_query = np.asarray(data.length) == 3
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-        bad = rows[(rows < 0) | (rows >= len(is_query))]
-        if len(bad) or not is_query[rows].all():
-            wrong = bad[0] if len(bad) else rows[~is_query[rows]][0]
-            raise bad_value("queries", int(wrong), f"row numbers of comparison queries in {split} "
-                            f"(0..{len(is_query) - 1})")
-    else:
-        rows = np.nonzero(is_query)[0]
-        if n is not None:
-            check_range("n", n, 1)
-            if n < len(rows):
-                rows = np.sort(np.random.default_rng([seed, 4]).choice(rows, size=n, replace=False))
-    if len(rows) == 0:
+    if not is_query.any():
         raise GroklabError(f"split={split!r} has no comparison query (allowed: a split with "
                            "<r_a> <e1> <e2> queries, e.g. test_inferred_iid)")
+    rows = select_rows(is_query, split, "comparison queries", n, seed, rows)
     tokens = np.asarray(data.tokens[rows], dtype=np.int64)
     input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), 3), layout)
     return Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64), input_ids,

@@ -18,9 +18,10 @@ import torch
 
 from groklab.analysis.counterfactual import Counterfactuals
 from groklab.analysis.lens import _ranks
-from groklab.analysis.queries import EXTRA_LABELS, Queries, eval_mode, layout_of, model_device
+from groklab.analysis.queries import (EXTRA_LABELS, Queries, eval_mode, layout_of, model_device,
+                                     select_rows)
 from groklab.data import flags as F
-from groklab.errors import GroklabError, bad_value, check_range
+from groklab.errors import GroklabError, bad_value
 from groklab.models import make_inputs
 
 
@@ -60,14 +61,7 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
     layout = layout_of(layout)
     data = dataset.split(split)
     is_query = (np.asarray(data.length) == k + 1) & (np.asarray(data.bridge) >= 0)
-    if rows is not None:
-        rows, n = _checked_rows(rows, is_query, split, k), None
-    else:
-        rows = np.nonzero(is_query)[0]
-    if n is not None:
-        check_range("n", n, 1)
-        if n < len(rows):
-            rows = np.sort(np.random.default_rng([seed, 4]).choice(rows, size=n, replace=False))
+    rows = select_rows(is_query, split, f"{k}-hop queries", n, seed, rows)
     tokens = np.asarray(data.tokens[rows], dtype=np.int64)
     input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), k + 1), layout)
     q = Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64), input_ids,
@@ -75,20 +69,6 @@ def khop_queries(dataset, split: str, layout, n: int | None = None, seed: int = 
                 torch.as_tensor(np.asarray(data.bridge[rows]), dtype=torch.long),
                 khop_labels(k, layout, tokens.shape[1]), layout)
     return q, np.asarray(data.bridges[rows, :k - 1], dtype=np.int64)
-
-
-def _checked_rows(rows, is_query: np.ndarray, split: str, k: int) -> np.ndarray:
-    """``rows`` as int64 after checking each names a k-hop query of the split (one-line error
-    naming the first bad row and the allowed range otherwise)."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    out_of_range = rows[(rows < 0) | (rows >= len(is_query))]
-    if len(out_of_range) or not is_query[rows].all():
-        wrong = out_of_range[0] if len(out_of_range) else rows[~is_query[rows]][0]
-        raise bad_value("queries", int(wrong), f"row numbers of {k}-hop queries in {split} "
-                        f"(0..{len(is_query) - 1})")
-    if len(rows) == 0:
-        raise bad_value("queries", "[]", f"at least one row number of {split}")
-    return rows
 
 
 # ---------------------------------------------------------------- lens: bridge order

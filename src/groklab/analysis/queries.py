@@ -76,6 +76,29 @@ def position_labels(n_positions: int, layout) -> list[str]:
     return labels + [f"pos{i}" for i in range(len(labels), n_positions)]
 
 
+def select_rows(is_query: np.ndarray, split: str, what: str, n: int | None = None,
+                seed: int = 0, rows=None) -> np.ndarray:
+    """Row numbers of the queries of ``split`` that ``is_query`` marks: exactly ``rows`` after
+    checking that each names one (a one-line error naming the first bad row; ``what`` names the
+    queries, e.g. "two-hop queries"), else all of them or a seeded sample of ``n``."""
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        bad = rows[(rows < 0) | (rows >= len(is_query))]
+        if len(bad) or not is_query[rows].all():
+            wrong = bad[0] if len(bad) else rows[~is_query[rows]][0]
+            raise bad_value("queries", int(wrong), f"row numbers of {what} in {split} "
+                            f"(0..{len(is_query) - 1})")
+        if len(rows) == 0:
+            raise bad_value("queries", "[]", f"at least one row number of {split}")
+        return rows
+    rows = np.nonzero(is_query)[0]
+    if n is not None:
+        check_range("n", n, 1)
+        if n < len(rows):
+            rows = np.sort(np.random.default_rng([seed, 4]).choice(rows, size=n, replace=False))
+    return rows
+
+
 def two_hop_queries(dataset, split: str, layout, n: int | None = None,
                     seed: int = 0, rows: np.ndarray | None = None) -> Queries:
     """The two-hop queries (length 3) of ``split`` for a model of ``layout`` (its
@@ -91,24 +114,10 @@ def two_hop_queries(dataset, split: str, layout, n: int | None = None,
     layout = layout_of(layout)
     data = dataset.split(split)
     two_hop = (np.asarray(data.length) == 3) & (np.asarray(data.bridge) >= 0)
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-        bad = rows[(rows < 0) | (rows >= len(two_hop))]
-        if len(bad) or not two_hop[rows].all():
-            wrong = bad[0] if len(bad) else rows[~two_hop[rows]][0]
-            raise bad_value("queries", int(wrong), f"row numbers of two-hop queries in {split} "
-                            f"(0..{len(two_hop) - 1})")
-        n = None
-    else:
-        rows = np.nonzero(two_hop)[0]
-    if len(rows) == 0:
+    if not two_hop.any():
         raise GroklabError(f"split={split!r} has no two-hop query (allowed: a split with "
                            "h r1 r2 queries, e.g. test_inferred_iid)")
-    if n is not None:
-        check_range("n", n, 1)
-        if n < len(rows):
-            rng = np.random.default_rng([seed, 4])
-            rows = np.sort(rng.choice(rows, size=n, replace=False))
+    rows = select_rows(two_hop, split, "two-hop queries", n, seed, rows)
     tokens = np.asarray(data.tokens[rows], dtype=np.int64)
     input_ids, answer_pos = make_inputs(tokens, np.full(len(rows), 3), layout)
     return Queries(split, rows, tokens, np.asarray(data.flags[rows], dtype=np.int64),

@@ -450,18 +450,20 @@ def cmd_trace(args) -> int:
     check_range("batch_size", args.batch_size, 1)
     model, dataset, step = load_at(args.run, args.step, device)
     _at_depth(model, args)
-    if dataset.task == "comparison":
-        return _trace_comparison(args, model, dataset, step, started)
-    args.corrupt = args.corrupt or "r1"
-    hops = _split_hops(dataset, args.split)
+    comparison = dataset.task == "comparison"
+    hops = None if comparison else _split_hops(dataset, args.split)
     rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
-    if hops is not None and hops > 2:  # k-hop queries: any input token (analysis/khop.py)
+    if comparison:
+        cf = _comparison_counterfactuals(args, model, dataset, rows)
+    elif hops is not None and hops > 2:
+        args.corrupt = args.corrupt or "r1"  # k-hop queries: any input token (analysis/khop.py)
         from groklab.analysis.khop import prepare_khop_counterfactuals
 
         cf = prepare_khop_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
                                           args.seed, require_correct=not args.include_wrong,
                                           rows=rows)
     else:
+        args.corrupt = args.corrupt or "r1"
         if args.corrupt not in ("h", "r1", "r2"):
             raise GroklabError(f"corrupt={args.corrupt!r} is invalid (allowed: h, r1, r2 for the "
                                f"two-hop split {args.split})")
@@ -470,26 +472,38 @@ def cmd_trace(args) -> int:
                                      rows=rows)
     res = trace_grid(model, cf, reverse=args.reverse, batch_size=args.batch_size)
     s = summarize_trace(res)
+    task = {"task": "comparison"} if comparison else {}
+    s.update(task)
+    answer = "label" if comparison else "t"
     name = f"trace_{args.split}_{args.corrupt}{'_reverse' if args.reverse else ''}_step{step}"
     json_path, png_path = output_paths(args.run, name, args.out)
     direction = "corrupted <- clean" if not args.reverse else "clean <- corrupted (Wang)"
-    heatmaps([("restored (top-1 = t)", s["restored"]), ("changed (Wang)", s["changed"]),
-              ("p(t)", s["prob_clean"])], s["stages"], s["positions"], png_path,
+    heatmaps([(f"restored (top-1 = {answer})", s["restored"]), ("changed (Wang)", s["changed"]),
+              (f"p({answer})", s["prob_clean"])], s["stages"], s["positions"], png_path,
              title=f"{args.run}@{step} trace {direction}, corrupt {args.corrupt} (n={s['n']})")
     write_json(json_path, s, started, command="trace", run=str(args.run), step=step,
                n=args.n, seed=args.seed, queries=args.queries)
     if args.json:
         print(json.dumps({"run": str(args.run), "step": step, "split": args.split,
-                          "corrupt": args.corrupt, **{k: s[k] for k in TRACE_JSON_KEYS}}))
+                          "corrupt": args.corrupt, **task, **{k: s[k] for k in TRACE_JSON_KEYS}}))
         print(f"wrote {json_path} and {png_path}", file=sys.stderr)
         return 0
     c = s["counterfactuals"]
-    print(f"{args.run}@{step} {args.split}, corrupt {args.corrupt}, {s['direction']}: traced "
-          f"{s['n']} of {c['queries']} queries ({c['with_counterfactual']} with a counterfactual "
-          f"under the {c['rule']} rule, {c['both_correct']} answered right clean and corrupted"
-          f"{', all kept' if not c['require_correct'] else ''}; {c['undefined_answer']} "
-          "counterfactuals without a defined answer)")
-    for key, what in (("restored", "share of answers restored to the clean one"),
+    if comparison:
+        print(f"{args.run}@{step} {args.split} (comparison), corrupt {args.corrupt}, "
+              f"{s['direction']}: clean accuracy {c['clean_accuracy']:.3f} on the {c['queries']} "
+              f"sampled queries (majority-class rate {c['majority']:.3f}); traced {s['n']} "
+              f"({c['with_counterfactual']} with a label-flipping counterfactual, "
+              f"{c['both_correct']} answered right clean and corrupted"
+              f"{', all kept' if not c['require_correct'] else ''})")
+    else:
+        print(f"{args.run}@{step} {args.split}, corrupt {args.corrupt}, {s['direction']}: traced "
+              f"{s['n']} of {c['queries']} queries ({c['with_counterfactual']} with a "
+              f"counterfactual under the {c['rule']} rule, {c['both_correct']} answered right "
+              f"clean and corrupted{', all kept' if not c['require_correct'] else ''}; "
+              f"{c['undefined_answer']} counterfactuals without a defined answer)")
+    restored_to = "the clean label" if comparison else "the clean one"
+    for key, what in (("restored", f"share of answers restored to {restored_to}"),
                       ("changed", "share of answers changed (Wang's measure)")):
         print()
         print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
@@ -497,53 +511,20 @@ def cmd_trace(args) -> int:
     return 0
 
 
-def _trace_comparison(args, model, dataset, step, started) -> int:
-    """Tracing on a comparison run: counterfactuals that flip the label (analysis/comparison.py)."""
+def _comparison_counterfactuals(args, model, dataset, rows):
+    """A comparison run's counterfactuals: they flip the label (analysis/comparison.py)."""
     from groklab.analysis.comparison import CORRUPTIONS, prepare_comparison_counterfactuals
-    from groklab.analysis.io import output_paths, write_json
-    from groklab.analysis.plots import heatmaps
-    from groklab.analysis.queries import read_query_rows
-    from groklab.analysis.tracing import summarize_trace, trace_grid
     from groklab.errors import bad_value
 
-    corrupt = args.corrupt or "e1"
-    if corrupt not in CORRUPTIONS:
-        raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS) + " for a comparison run")
+    args.corrupt = args.corrupt or "e1"
+    if args.corrupt not in CORRUPTIONS:
+        raise bad_value("corrupt", args.corrupt, ", ".join(CORRUPTIONS) + " for a comparison run")
     if args.cf_rule != "groklab":
         raise bad_value("cf_rule", args.cf_rule, "groklab for a comparison run (Wang's rule is "
                         "for composition)")
-    rows = read_query_rows(args.queries, dataset, args.split) if args.queries else None
-    cf = prepare_comparison_counterfactuals(model, dataset, args.split, corrupt, args.n, args.seed,
-                                            require_correct=not args.include_wrong, rows=rows)
-    res = trace_grid(model, cf, reverse=args.reverse, batch_size=args.batch_size)
-    s = summarize_trace(res)
-    s["task"] = "comparison"
-    name = f"trace_{args.split}_{corrupt}{'_reverse' if args.reverse else ''}_step{step}"
-    json_path, png_path = output_paths(args.run, name, args.out)
-    direction = "corrupted <- clean" if not args.reverse else "clean <- corrupted (Wang)"
-    heatmaps([("restored (top-1 = label)", s["restored"]), ("changed (Wang)", s["changed"]),
-              ("p(label)", s["prob_clean"])], s["stages"], s["positions"], png_path,
-             title=f"{args.run}@{step} trace {direction}, corrupt {corrupt} (n={s['n']})")
-    write_json(json_path, s, started, command="trace", run=str(args.run), step=step,
-               n=args.n, seed=args.seed, queries=args.queries)
-    if args.json:
-        print(json.dumps({"run": str(args.run), "step": step, "split": args.split,
-                          "corrupt": corrupt, "task": "comparison",
-                          **{k: s[k] for k in TRACE_JSON_KEYS}}))
-        print(f"wrote {json_path} and {png_path}", file=sys.stderr)
-        return 0
-    c = s["counterfactuals"]
-    print(f"{args.run}@{step} {args.split} (comparison), corrupt {corrupt}, {s['direction']}: "
-          f"clean accuracy {c['clean_accuracy']:.3f} on the {c['queries']} sampled queries "
-          f"(majority-class rate {c['majority']:.3f}); traced {s['n']} ({c['with_counterfactual']} "
-          f"with a label-flipping counterfactual, {c['both_correct']} answered right clean and "
-          f"corrupted{', all kept' if not c['require_correct'] else ''})")
-    for key, what in (("restored", "share of answers restored to the clean label"),
-                      ("changed", "share of answers changed (Wang's measure)")):
-        print()
-        print(format_grid(s[key], s["stages"], s["positions"], f"{key}: {what}"))
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+    return prepare_comparison_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
+                                              args.seed, require_correct=not args.include_wrong,
+                                              rows=rows)
 
 
 def cmd_evaluate(args) -> int:

@@ -17,8 +17,23 @@ from groklab.study import engine
 from groklab.study.layout import LOGS_DIR  # noqa: F401 - re-exported for the pool
 
 
+class LogFiles:
+    """The record and log of a pool job ``name`` in the study's ``log_dir``."""
+
+    name: str
+    log_dir: str
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.log_dir) / f"{self.name}.json"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.log_dir) / f"{self.name}.log"
+
+
 @dataclass(frozen=True)
-class StudyRunJob:
+class StudyRunJob(LogFiles):
     """One study run as a pool job: ``spec`` is the RunSpec as a dict (plain, JSON-able)."""
 
     name: str          # "<kind>/<family>-<source>", e.g. "pretrain/decoder-natural"
@@ -29,14 +44,6 @@ class StudyRunJob:
     def run_dir(self) -> Path:
         return Path(self.spec["run_dir"])
 
-    @property
-    def record_path(self) -> Path:
-        return Path(self.log_dir) / f"{self.name}.json"
-
-    @property
-    def log_path(self) -> Path:
-        return Path(self.log_dir) / f"{self.name}.log"
-
 
 def train_job(job: StudyRunJob, callbacks=()) -> dict:
     """The pool's trial function: train, resume or finetune the run (engine.train_spec)."""
@@ -44,7 +51,7 @@ def train_job(job: StudyRunJob, callbacks=()) -> dict:
 
 
 @dataclass(frozen=True)
-class StudyStackJob:
+class StudyStackJob(LogFiles):
     """Runs of several seeds trained together as one ensemble (``--stack``): ``specs`` are the
     members' RunSpecs as dicts, ``stack_dir`` the ensemble directory (study layout)."""
 
@@ -55,14 +62,6 @@ class StudyStackJob:
 
     def __post_init__(self):
         object.__setattr__(self, "specs", tuple(self.specs))  # a list from JSON
-
-    @property
-    def record_path(self) -> Path:
-        return Path(self.log_dir) / f"{self.name}.json"
-
-    @property
-    def log_path(self) -> Path:
-        return Path(self.log_dir) / f"{self.name}.log"
 
 
 def train_unit(job, callbacks=()) -> dict:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from groklab.analysis.lens import lens_callback
 from groklab.errors import GroklabError
-from groklab.sweep.trial import (DONE, FAILED, LOGS_DIR, RESULTS_DIR, RUNNING, TrialJob,
-                                 read_record, train_trial, write_record)
+from groklab.sweep.trial import (DONE, FAILED, RUNNING, SweepFiles, TrialJob, read_record,
+                                 train_trial, write_record)
 from groklab.train import rundir
 from groklab.train.ensemble import check_supported, train_ensemble
 
@@ -35,7 +35,7 @@ STACKS_DIR = "stacks"
 
 
 @dataclass(frozen=True)
-class StackJob:
+class StackJob(SweepFiles):
     """Trials trained together as one ensemble (plain data: the local pool's worker rebuilds it)."""
 
     name: str
@@ -50,18 +50,10 @@ class StackJob:
     def run_dir(self) -> Path:
         return Path(self.sweep_dir) / STACKS_DIR / self.name
 
-    @property
-    def record_path(self) -> Path:
-        return Path(self.sweep_dir) / RESULTS_DIR / f"{self.name}.json"
 
-    @property
-    def log_path(self) -> Path:
-        return Path(self.sweep_dir) / LOGS_DIR / f"{self.name}.log"
-
-
-def _stack_key(job: TrialJob) -> str | None:
-    """What a trial must share with the others of its stack (its config but the seed), or None
-    when it cannot be stacked."""
+def _stack_key(job: TrialJob) -> tuple[str, int] | None:
+    """What a trial must share with the others of its stack (its config but the seed) and its
+    seed, or None when it cannot be stacked."""
     if job.tensorboard:
         return None
     try:
@@ -74,8 +66,9 @@ def _stack_key(job: TrialJob) -> str | None:
     except GroklabError:
         return None  # an invalid config is reported when the trial runs (alone)
     d = cfg.to_dict()
-    d["train"].pop("seed")
-    return json.dumps({"config": d, "lens": job.lens, "cwd": job.cwd}, sort_keys=True, default=str)
+    seed = d["train"].pop("seed")
+    return json.dumps({"config": d, "lens": job.lens, "cwd": job.cwd}, sort_keys=True,
+                      default=str), seed
 
 
 def plan_stacks(jobs: list[TrialJob], size: int) -> list:
@@ -85,28 +78,28 @@ def plan_stacks(jobs: list[TrialJob], size: int) -> list:
     if size <= 1:
         return list(jobs)
     units: list = []
-    open_stacks: dict[str, list] = {}  # key -> the stack being filled (a list held in units)
+    open_stacks: dict[str, dict] = {}  # key -> {seed: trial} of the stack being filled
     for job in jobs:
-        key = None if rundir.is_started(job.run_dir) else _stack_key(job)
-        if key is None:
+        keyed = None if rundir.is_started(job.run_dir) else _stack_key(job)
+        if keyed is None:
             units.append(job)
             continue
+        key, seed = keyed
         group = open_stacks.get(key)
-        seed = job.config().train.seed
-        if group is None or len(group) >= size or seed in {j.config().train.seed for j in group}:
-            group = []
-            open_stacks[key] = group
+        if group is None or len(group) >= size or seed in group:
+            group = open_stacks[key] = {}
             units.append(group)
-        group.append(job)
+        group[seed] = job
     out = []
     for unit in units:
         if isinstance(unit, TrialJob):
             out.append(unit)
         elif len(unit) == 1:
-            out.append(unit[0])
+            out.append(*unit.values())
         else:
-            out.append(StackJob(name=f"stack-{unit[0].name}", sweep_dir=unit[0].sweep_dir,
-                                members=tuple(unit)))
+            members = tuple(unit.values())
+            out.append(StackJob(name=f"stack-{members[0].name}", sweep_dir=members[0].sweep_dir,
+                                members=members))
     return out
 
 

@@ -39,8 +39,23 @@ DONE, FAILED, STOPPED, INTERRUPTED, PENDING = "done", "failed", "stopped", "inte
 STATUSES = (DONE, FAILED, STOPPED, INTERRUPTED, RUNNING, PENDING)
 
 
+class SweepFiles:
+    """The record and log of a pool job ``name`` in the sweep directory ``sweep_dir``."""
+
+    name: str
+    sweep_dir: str
+
+    @property
+    def record_path(self) -> Path:
+        return Path(self.sweep_dir) / RESULTS_DIR / f"{self.name}.json"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.sweep_dir) / LOGS_DIR / f"{self.name}.log"
+
+
 @dataclass(frozen=True)
-class TrialJob:
+class TrialJob(SweepFiles):
     """Everything a worker needs to run one trial (plain data: picklable, JSON-able)."""
 
     name: str
@@ -57,14 +72,6 @@ class TrialJob:
     @property
     def run_dir(self) -> Path:
         return Path(self.sweep_dir) / TRIALS_DIR / self.name
-
-    @property
-    def record_path(self) -> Path:
-        return Path(self.sweep_dir) / RESULTS_DIR / f"{self.name}.json"
-
-    @property
-    def log_path(self) -> Path:
-        return Path(self.sweep_dir) / LOGS_DIR / f"{self.name}.log"
 
     def config(self):
         return load_config(self.base, self.overrides)
