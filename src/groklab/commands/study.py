@@ -6,6 +6,10 @@ import sys
 
 from groklab.errors import GroklabError, check_range
 
+# the scales' names, here so that `groklab --help` need not import torch; equal to
+# groklab.study.SCALES (tests/study/test_scales.py checks it)
+SCALE_NAMES = ("micro", "tiny", "cpu", "cpu_l6", "small", "paper")
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -23,7 +27,7 @@ def register(sub) -> None:
             "34 min per seed on an idle 2-core CPU, measured), small (hours on CPU), paper "
             "(the study's sizes: a GPU job of roughly 400 GPU-hours; prints its cost estimate and asks before "
             "starting). See docs/study.md."))
-    p.add_argument("--scale", default="tiny", choices=["micro", "tiny", "cpu", "small", "paper"],
+    p.add_argument("--scale", default="tiny", choices=SCALE_NAMES,
                    help="study scale: graph size, model sizes, step budgets (default: tiny)")
     p.add_argument("--out", required=True, metavar="STUDY",
                    help="study directory; an existing one is resumed (same scale only)")

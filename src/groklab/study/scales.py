@@ -2,8 +2,9 @@
 
 ``micro`` is for CI (the whole pipeline in well under a minute), ``tiny`` is ``make demo``
 (<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for claims 1, 3 and 4
-(34 minutes per seed on an idle 2-core CPU, docs/study.md), ``small`` a long CPU or short GPU
-job, ``paper`` the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
+(34 minutes per seed on an idle 2-core CPU, docs/study.md), ``cpu_l6`` the cpu scale with the
+TRM at the study's recursion depth (L = 6), ``small`` a long CPU or short GPU job, ``paper``
+the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
 
 Injection needs unused (h, r) pairs, i.e. ``relations > out_degree``: the study's own graph
 has 200 relations at out_degree 20. The data presets ``tiny`` (20 relations) and ``small``
@@ -150,6 +151,21 @@ _CPU = replace(
     finetune_eval_every=50,
 )
 
+# `groklab reproduce --scale cpu_l6`: the cpu scale with the study's recursion depth for the
+# TRM (L = 6 latent updates per H cycle, study.md section 9) and its lr decaying (cosine to
+# 0.1x): at L = 1 no recipe tried let the study's lens see the bridge (every TRM run "lens
+# blind", so claims 1 and 2 stay undecided); at L = 6 with a cosine lr the bridge is the top
+# decode on .71 of the correctly answered ID queries (chance .05) by step 2,000 (docs/study.md,
+# "The TRM at the study's depth"). A TRM step costs ~4x the L = 1 one.
+_CPU_L6 = replace(
+    _CPU, name="cpu_l6",
+    models={**_CPU.models, "recursive": {**_CPU.models["recursive"], "l_cycles": 6}},
+    optim={**_CPU.optim, "recursive": {**_CPU.optim["recursive"], "schedule": "cosine"}},
+    pretrain_steps={**_CPU.pretrain_steps, "recursive": 2500},
+    source_steps={"decoder": {"natural": 4000}, "recursive": {"natural": 6000}},
+    eval_every={**_CPU.eval_every, "recursive": 125},
+)
+
 _SMALL = _scale(
     "small",
     data=dict(entities=500, relations=100, out_degree=20, ood_ratio=0.05, phi=18.0, seed=0),
@@ -204,7 +220,7 @@ _PAPER = _scale(
     gpu_job=True,
 )
 
-SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _CPU, _SMALL, _PAPER)}
+SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _CPU, _CPU_L6, _SMALL, _PAPER)}
 
 
 def get_scale(name: str) -> StudyScale:
