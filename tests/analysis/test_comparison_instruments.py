@@ -214,7 +214,6 @@ def test_lens_and_trace_cli_on_a_comparison_run(cmp_run, capsys):
 
 @pytest.mark.parametrize("which, argv, needles", [
     ("cmp", ["trace", "{run}", "--corrupt", "r1"], ["corrupt='r1'", "attr, e1, e2"]),
-    ("cmp", ["trace", "{run}", "--cf-rule", "wang"], ["cf_rule='wang'", "groklab"]),
     ("cmp", ["lens", "{run}", "--positions", "r1"], ["positions='r1'", "auto"]),
     ("cmp", ["lens", "{run}", "--rule", "study"], ["rule='study'", "groklab"]),
     ("cmp", ["lens", "{run}", "--all-steps", "--rule", "study"], ["rule='study'", "groklab"]),

@@ -23,21 +23,33 @@ the same attribute values are compared on the same queries and label-flipping co
 (analysis/comparison.py, ``corrupt`` e1 | e2 | attr); the lens scores are the correlations of
 the v1 / v2 value-rank and label-mass grids and the agreement of the depth where v1 / v2 first
 are the top value at their entity's position. Runs of different tasks are refused.
+
+k-hop splits (:func:`compare_khop_models`, docs/khop.md): on a split of K-hop queries
+``h r1 .. rK`` (K >= 3) both models get the same queries and the same k-hop counterfactuals
+(any input token, analysis/khop.py); the lens scores are per bridge b_i (Pearson r of the b_i
+MRR grids, agreement of the depth where b_i first is the top-1 decode). The grids cover the
+positions a patch or a decode can reach the answer from: for causal models the query's own
+tokens (``h`` .. the answer position; the ``<pad>`` positions after it cannot change the
+answer, their constant cells would only inflate r), for non-causal models every position.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from groklab.analysis.comparison import CORRUPTIONS as COMPARISON_CORRUPTIONS
 from groklab.analysis.comparison import (ValueTable, build_comparison_counterfactuals,
                                          comparison_queries, query_values)
 from groklab.analysis.comparison_lens import comparison_lens, summarize_comparison_lens
 from groklab.analysis.counterfactual import CORRUPTIONS
-from groklab.analysis.lens import first_found_stage, lens_ranks, resolve_positions, summarize_lens
-from groklab.analysis.queries import position_labels, two_hop_queries
-from groklab.analysis.tracing import (keep_answered, prepare_counterfactuals, summarize_trace,
-                                      trace_grid)
+from groklab.analysis.khop import (_order_summary, corrupt_index, khop_counterfactuals,
+                                   khop_queries, split_hops)
+from groklab.analysis.lens import (LensResult, _ranks, first_found_stage, lens_ranks,
+                                   resolve_positions, summarize_lens)
+from groklab.analysis.queries import eval_mode, model_device, position_labels, two_hop_queries
+from groklab.analysis.tracing import (TraceResult, keep_answered, prepare_counterfactuals,
+                                      summarize_trace, trace_grid)
 from groklab.errors import GroklabError, bad_value
 
 
@@ -170,17 +182,22 @@ def check_layouts(model_a, model_b) -> None:
                            "causal models (decoder/looped) or two recursive models of one format)")
 
 
-def check_same_graph(dataset_a, dataset_b, queries) -> None:
-    """Refuse to compare models whose datasets disagree on the queries' facts."""
+def check_same_graph(dataset_a, dataset_b, queries, bridges: np.ndarray | None = None) -> None:
+    """Refuse to compare models whose datasets disagree on the queries' facts: every hop
+    (e_i, r_(i+1)) -> e_(i+1) of each query's chain h, b1 .. b(K-1), t must be a fact of B.
+    ``bridges`` (N, K-1); None: two-hop queries (their one bridge)."""
     if list(dataset_a.vocab) != list(dataset_b.vocab):
         raise GroklabError(f"compare: vocabularies differ ({dataset_a.path} vs {dataset_b.path}) "
                            "(allowed: runs on the same knowledge graph)")
     atomic = np.asarray(dataset_b.atomic, dtype=np.int64)
     table = {(int(h), int(r)): int(t) for h, r, t in atomic[:, :3]}
-    h, r1, r2 = queries.tokens.T
-    b, t = queries.bridge.numpy(), queries.target.numpy()
-    ok = all(table.get((int(x), int(y))) == int(z) for x, y, z in zip(h, r1, b))
-    ok = ok and all(table.get((int(x), int(y))) == int(z) for x, y, z in zip(b, r2, t))
+    if bridges is None:
+        bridges = queries.bridge.numpy()[:, None]
+    k = bridges.shape[1] + 1
+    chain = np.column_stack([queries.tokens[:, 0], bridges, queries.target.numpy()])
+    relations = queries.tokens[:, 1:k + 1]    # a k-hop dataset pads queries after r_k
+    ok = all(table.get((int(e), int(r))) == int(nxt)
+             for row, rels in zip(chain, relations) for e, r, nxt in zip(row[:-1], rels, row[1:]))
     if not ok:
         raise GroklabError(f"compare: the facts of split {queries.split!r} differ in "
                            f"{dataset_b.path} (allowed: runs on the same knowledge graph)")
@@ -195,9 +212,38 @@ def check_same_task(dataset_a, dataset_b) -> str:
     return tasks[0]
 
 
-def compare_traces(model_a, model_b, cf, n_boot: int, seed: int) -> dict:
-    """Tracing grids of both models on the counterfactuals ``cf`` and their correlations."""
+def answer_columns(model, n_query_tokens: int, n_positions: int) -> list[int]:
+    """Input positions from which a patch or a decode can reach the answer: a causal model's
+    query tokens (its answer is read at the last of them; the ``<pad>`` positions of a wider
+    k-hop dataset come after it), every position of a non-causal model."""
+    return list(range(n_query_tokens if model.causal else n_positions))
+
+
+def trace_columns(res: TraceResult, cols: list[int]) -> TraceResult:
+    """``res`` restricted to the input positions ``cols`` (grid columns)."""
+    if cols == list(range(len(res.positions))):
+        return res
+    return TraceResult(res.cf, res.stages, [res.positions[i] for i in cols], res.reverse,
+                       res.top1[:, :, cols], res.prob_clean[:, :, cols],
+                       res.prob_corrupt[:, :, cols], res.base_prob_clean,
+                       res.source_prob_clean, res.base_top1)
+
+
+def lens_columns(res: LensResult, cols: list[int]) -> LensResult:
+    """``res`` restricted to the input positions ``cols``."""
+    if cols == list(range(len(res.positions))):
+        return res
+    return LensResult(res.queries, res.stages, [res.positions[i] for i in cols],
+                      {k: v[:, :, cols] for k, v in res.ranks.items()}, res.prediction, res.causal)
+
+
+def compare_traces(model_a, model_b, cf, n_boot: int, seed: int,
+                   cols: list[int] | None = None) -> dict:
+    """Tracing grids of both models on the counterfactuals ``cf`` and their correlations;
+    ``cols``: only these input positions (default all)."""
     tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf)
+    if cols is not None:
+        tr_a, tr_b = trace_columns(tr_a, cols), trace_columns(tr_b, cols)
     trace = {
         "n": len(tr_a), "corrupt": cf.corrupt,
         "a": summarize_trace(tr_a), "b": summarize_trace(tr_b),
@@ -226,13 +272,20 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
         return compare_comparison_models(model_a, model_b, dataset, split, corrupt or "e1", n,
                                          seed, n_boot, dataset_b, require_correct)
     corrupt = corrupt or "r1"
+    hops = _hops_or_none(dataset, split)
+    if hops is not None and hops > 2:
+        return compare_khop_models(model_a, model_b, dataset, split, corrupt, n, seed, n_boot,
+                                   dataset_b, require_correct)
     if corrupt not in CORRUPTIONS:  # before the lens runs: a typo costs nothing
         raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS) + " for composition runs")
     check_layouts(model_a, model_b)
     queries = two_hop_queries(dataset, split, model_a.layout, n=n, seed=seed)
     if dataset_b is not None:
         check_same_graph(dataset, dataset_b, queries)
-    lens_a, lens_b = lens_ranks(model_a, queries), lens_ranks(model_b, queries)
+    # a k-hop dataset pads two-hop queries: a causal model's pad columns cannot reach the answer
+    cols = answer_columns(model_a, 3, queries.input_ids.shape[1])
+    lens_a = lens_columns(lens_ranks(model_a, queries), cols)
+    lens_b = lens_columns(lens_ranks(model_b, queries), cols)
     pos_a = resolve_positions(path_positions(lens_a), lens_a.positions, lens_a.causal, "bridge")
     pos_b = resolve_positions(path_positions(lens_b), lens_b.positions, lens_b.causal, "bridge")
     rr_a, rr_b = 1.0 / lens_a.ranks["bridge"], 1.0 / lens_b.ranks["bridge"]
@@ -245,9 +298,9 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
     }
     cf = prepare_counterfactuals([model_a, model_b], dataset, split, corrupt, n, seed,
                                  require_correct)
-    trace = compare_traces(model_a, model_b, cf, n_boot, seed)
+    trace = compare_traces(model_a, model_b, cf, n_boot, seed, cols)
     return {
-        "task": "composition", "split": split, "seed": seed, "n_boot": n_boot,
+        "task": "composition", "hops": 2, "split": split, "seed": seed, "n_boot": n_boot,
         "depth_aligned": _depth_aligned(trace, lens_a.stages, lens_b.stages),
         "similarity": {
             "trace_restored_corr": trace["restored_corr"]["value"],
@@ -256,6 +309,106 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
             "first_found_mean_abs_depth_diff": lens["first_found"]["mean_abs_depth_diff"]["value"],
         },
         "lens": lens, "trace": trace,
+    }
+
+
+def _hops_or_none(dataset, split: str) -> int | None:
+    """The split's one hop count; None for a split of several (or none: the two-hop path then
+    gives its own one-line error)."""
+    try:
+        return split_hops(dataset, split)
+    except GroklabError:
+        return None
+
+
+# ---------------------------------------------------------------- k-hop splits
+
+def khop_bridge_ranks(model, queries, bridges: np.ndarray, batch_size: int = 512
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Lens ranks (N, S, T, K-1) of every bridge b_i at every stage of ``model.lens_stages()``
+    and position (1 = top-1; ties count against the token, as the lens), the model's own
+    answers (N,) and the stages."""
+    stages = model.lens_stages()
+    device = model_device(model)
+    tracked = torch.as_tensor(bridges, dtype=torch.long)
+    parts, preds = [], []
+    with eval_mode(model):
+        for lo in range(0, len(queries), batch_size):
+            ids = queries.input_ids[lo:lo + batch_size].to(device)
+            pos = queries.answer_pos[lo:lo + batch_size].to(device)
+            logits, cache = model.run_with_cache(ids, names=stages)
+            preds.append(logits[torch.arange(ids.shape[0], device=device), pos].argmax(-1).cpu())
+            toks = tracked[lo:lo + batch_size].to(device)
+            per_stage = []
+            for name in stages:
+                decoded = model.decode_residual(cache[name]).float()
+                per_stage.append(torch.stack([_ranks(decoded, toks[:, j])
+                                              for j in range(toks.shape[1])], dim=-1))
+            parts.append(torch.stack(per_stage, dim=1).to(torch.int32).cpu())
+    return torch.cat(parts).numpy(), torch.cat(preds).numpy(), list(stages)
+
+
+def bridge_positions_khop(causal: bool, j: int, cols: list[int]) -> list[int]:
+    """Where bridge b_(j+1) can be resolved and carried: a causal model's r_(j+1) .. r_K (its
+    state at r_i is its state for the prefix query h r1 .. ri, whose answer is b_i; before
+    r_(j+1) it cannot know b_(j+1)); every position of a non-causal model (the two-hop
+    ``path_positions`` rule: r1 and r2 for b1)."""
+    return cols[j + 1:] if causal else list(cols)
+
+
+def compare_khop_models(model_a, model_b, dataset, split: str, corrupt: str = "r1",
+                        n: int = 300, seed: int = 0, n_boot: int = 1000, dataset_b=None,
+                        require_correct: bool = True) -> dict:
+    """:func:`compare_models` on a split of K-hop queries (K >= 3): both models on the same
+    queries and the same k-hop counterfactuals (``corrupt`` h | r1 .. rK; analysis/khop.py),
+    kept where both answer clean and corrupted right. Lens: per bridge b_i the Pearson r of
+    the b_i MRR [stage][position] grids and the agreement of the depth where b_i first is
+    the top-1 decode (at r_i .. r_K for causal models, anywhere for non-causal ones); each
+    model's bridge-order map (as ``groklab lens --bridge-order``) over the same positions."""
+    k = split_hops(dataset, split)
+    corrupt_index(corrupt, k)  # before the lens runs: a typo costs nothing
+    check_layouts(model_a, model_b)
+    queries, bridges = khop_queries(dataset, split, model_a.layout, n=n, seed=seed)
+    if dataset_b is not None:
+        check_same_graph(dataset, dataset_b, queries, bridges)
+    cols = answer_columns(model_a, k + 1, queries.input_ids.shape[1])
+    labels = [queries.positions[i] for i in cols]
+    names = [f"b{j + 1}" for j in range(k - 1)]
+    lens = {"n": len(queries), "bridges": names}
+    ranks = {}
+    for side, model in (("a", model_a), ("b", model_b)):
+        r, pred, stages = khop_bridge_ranks(model, queries, bridges)
+        r = r[:, :, cols]
+        ranks[side] = r
+        correct = pred == queries.target.numpy()
+        summary = _order_summary(r == 1, stages, labels)
+        summary.update({"n": len(queries), "hops": k, "accuracy": float(correct.mean()),
+                        "n_correct": int(correct.sum()),
+                        "bridge_mrr": {b: np.round((1.0 / r[..., j]).mean(0), 6).tolist()
+                                       for j, b in enumerate(names)}})
+        lens[side] = summary
+    lens["mrr_corr"], lens["first_found"] = {}, {}
+    for j, name in enumerate(names):
+        ra, rb = ranks["a"][..., j], ranks["b"][..., j]
+        lens["mrr_corr"][name] = grid_correlation(1.0 / ra, 1.0 / rb, n_boot, seed)
+        where = bridge_positions_khop(model_a.causal, j, list(range(len(cols))))
+        ff = first_found_agreement(ra, rb, where, where, n_boot, seed)
+        ff["positions"] = [labels[i] for i in where]
+        lens["first_found"][name] = ff
+    cf = keep_answered([model_a, model_b], khop_counterfactuals(dataset, queries, corrupt, seed),
+                       split, require_correct)
+    trace = compare_traces(model_a, model_b, cf, n_boot, seed, cols)
+    similarity = {"trace_restored_corr": trace["restored_corr"]["value"],
+                  "trace_prob_corr": trace["prob_corr"]["value"]}
+    for name in names:
+        similarity[f"lens_{name}_mrr_corr"] = lens["mrr_corr"][name]["value"]
+        similarity[f"{name}_first_found_mean_abs_depth_diff"] = \
+            lens["first_found"][name]["mean_abs_depth_diff"]["value"]
+    return {
+        "task": "composition", "hops": k, "split": split, "seed": seed, "n_boot": n_boot,
+        "positions": labels,
+        "depth_aligned": _depth_aligned(trace, lens["a"]["stages"], lens["b"]["stages"]),
+        "similarity": similarity, "lens": lens, "trace": trace,
     }
 
 

@@ -13,6 +13,20 @@ Counterfactuals change one input token and, through the atomic facts, the label:
 With ``match_kind`` every (entity, attribute) fact the counterfactual uses has the same OOD
 status as the clean query's fact in its place (an ID query gets an ID counterfactual). Choice is
 uniform among valid candidates with a seeded generator; queries without one are dropped.
+
+``rule="wang"`` is Wang et al.'s rule for the comparison task (their
+``causal_tracing_comparison.py``), so the two tools can be run on the same footing. With
+``v1, v2`` the values of e1, e2 under ``a``:
+- ``e1``: ``e1' != e1`` (e2 itself allowed) with an ID fact of ``a`` whose value is ``v2``
+  when ``v1 != v2`` (the label becomes ``<eq>``) and ``v2 - 1`` or ``v2 + 1`` when
+  ``v1 == v2`` (``<lt>`` / ``<gt>``): the nearest value that flips the label;
+- ``e2``: the same with the roles swapped (``e2' != e2``, e1 allowed; values ``v1`` or
+  ``v1 +- 1``);
+- ``attr``: any attribute ``a' != a``, with no condition on the label. Their label tokens are
+  per attribute (``<a_0> <a_1> <a_2>``), so there a' always changes the answer token; in
+  groklab's shared ``<lt> <eq> <gt>`` the label under a' (computed from the facts) can equal the
+  clean one: ``stats["label_unchanged"]`` counts those queries.
+OOD status is not matched (Wang draws from the ID facts only, for any query).
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ from groklab.models import make_inputs
 
 ROLES = ("attr", "e1", "e2")
 CORRUPTIONS = ROLES
+RULES = ("groklab", "wang")
 TASK = "comparison"
 
 
@@ -119,12 +134,46 @@ def _candidates(table: ValueTable, tokens: np.ndarray, label: np.ndarray, corrup
     return cand, valid, new_label
 
 
+def _wang_candidates(table: ValueTable, tokens: np.ndarray, label: np.ndarray, corrupt: str,
+                     match_kind: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wang et al.'s candidates (module docstring), as :func:`_candidates`; ``match_kind``
+    does not apply."""
+    a, e1, e2 = (tokens[:, i][:, None] for i in range(3))
+    v1, v2 = table.value(e1, a)[0], table.value(e2, a)[0]
+    if corrupt == "attr":
+        cand = table.attributes
+        c1, c2 = table.value(e1, cand[None, :])[0], table.value(e2, cand[None, :])[0]
+        valid = (cand[None, :] != a) & table.graph.id_fact[:, cand].any(0)[None, :]
+        valid = np.broadcast_to(valid, c1.shape)
+        defined = (c1 >= 0) & (c2 >= 0)
+        new_label = np.where(defined, table.label(np.where(defined, c1, 0),
+                                                  np.where(defined, c2, 0)), -1)
+        return cand, valid, new_label
+    cand = table.entities
+    shape = (len(a), len(cand))
+    c = np.broadcast_to(cand[None, :], shape)
+    cv = table.value(c, np.broadcast_to(a, shape))[0]
+    own, other, old = (v1, v2, e1) if corrupt == "e1" else (v2, v1, e2)
+    # value ranks (value tokens are in value order): "v +- 1" is the neighbouring value
+    rank = lambda v: np.searchsorted(table.values, v)  # noqa: E731
+    want_equal = own != other
+    near = np.where(want_equal, cv == other, np.abs(rank(cv) - rank(other)) == 1)
+    valid = (c != old) & table.graph.id_fact[c, np.broadcast_to(a, shape)] & near
+    c1, c2 = (cv, np.broadcast_to(v2, shape)) if corrupt == "e1" else (np.broadcast_to(v1, shape), cv)
+    return cand, valid, table.label(c1, c2)
+
+
 def build_comparison_counterfactuals(dataset, queries: Queries, corrupt: str, seed: int = 0,
                                      match_kind: bool = True,
-                                     table: ValueTable | None = None) -> Counterfactuals:
-    """One label-flipping counterfactual per query (module docstring); counts in ``stats``."""
+                                     table: ValueTable | None = None,
+                                     rule: str = "groklab") -> Counterfactuals:
+    """One label-flipping counterfactual per query (module docstring; ``rule="wang"``:
+    Wang et al.'s candidates); counts in ``stats``."""
     if corrupt not in CORRUPTIONS:
         raise bad_value("corrupt", corrupt, ", ".join(CORRUPTIONS) + " for the comparison task")
+    if rule not in RULES:
+        raise bad_value("cf_rule", rule, " | ".join(RULES))
+    pick_from = _candidates if rule == "groklab" else _wang_candidates
     table = table or ValueTable(dataset)
     rng = np.random.default_rng([seed, CORRUPTIONS.index(corrupt), 11])
     n = len(queries)
@@ -134,7 +183,8 @@ def build_comparison_counterfactuals(dataset, queries: Queries, corrupt: str, se
     target = queries.target.numpy()
     for lo in range(0, n, 512):  # bounded memory: (512, candidates) arrays
         sl = slice(lo, lo + 512)
-        cand, valid, new_label = _candidates(table, queries.tokens[sl], target[sl], corrupt, match_kind)
+        cand, valid, new_label = pick_from(table, queries.tokens[sl], target[sl], corrupt,
+                                           match_kind)
         best = np.where(valid, rng.random(valid.shape), -1.0).argmax(1)
         rows = np.arange(len(best))
         keep[sl], pick[sl], label2[sl] = valid.any(1), cand[best], new_label[rows, best]
@@ -143,8 +193,10 @@ def build_comparison_counterfactuals(dataset, queries: Queries, corrupt: str, se
     tokens[:, ROLES.index(corrupt)] = pick[rows]
     clean = queries.subset(rows)
     corrupted = clean.with_tokens(tokens, label2[rows], np.full(len(rows), -1))
-    stats = {"queries": n, "with_counterfactual": int(keep.sum()), "match_kind": match_kind,
-             "rule": "groklab", "undefined_answer": 0}
+    stats = {"queries": n, "with_counterfactual": int(keep.sum()),
+             "match_kind": match_kind if rule == "groklab" else False, "rule": rule,
+             "undefined_answer": int((label2[rows] < 0).sum()),
+             "label_unchanged": int((label2[rows] == target[rows]).sum())}
     return Counterfactuals(corrupt, clean, corrupted, stats)
 
 
@@ -156,13 +208,13 @@ def majority_of(target) -> float | None:
 
 def prepare_comparison_counterfactuals(model, dataset, split: str, corrupt: str, n: int = 300,
                                        seed: int = 0, require_correct: bool = True,
-                                       rows=None) -> Counterfactuals:
-    """Counterfactuals for ``n`` sampled queries of ``split`` (or ``rows``); with
-    ``require_correct`` only those the model answers right clean and corrupted. ``stats`` also
-    holds the clean accuracy on the sample and its majority-class rate."""
+                                       rows=None, rule: str = "groklab") -> Counterfactuals:
+    """Counterfactuals for ``n`` sampled queries of ``split`` (or ``rows``) under ``rule``;
+    with ``require_correct`` only those the model answers right clean and corrupted. ``stats``
+    also holds the clean accuracy on the sample and its majority-class rate."""
     queries = comparison_queries(dataset, split, model.layout, n=n, seed=seed, rows=rows)
     pred = batched_answer_logits(model, queries.input_ids, queries.answer_pos).argmax(-1)
-    cf = build_comparison_counterfactuals(dataset, queries, corrupt, seed=seed)
+    cf = build_comparison_counterfactuals(dataset, queries, corrupt, seed=seed, rule=rule)
     cf.stats.update({"clean_accuracy": float((pred == queries.target).float().mean()),
                      "majority": majority_of(queries.target)})
     return keep_answered([model], cf, split, require_correct)

@@ -66,7 +66,8 @@ def register(sub) -> None:
     trace.add_argument("--cf-rule", choices=("groklab", "wang"), default="groklab",
                        help="counterfactual rule: groklab (defined chain, answer changes, same "
                        "ID/OOD kind per hop) or wang (Wang et al.'s: also undefined chains and "
-                       "OOD hops); default groklab")
+                       "OOD hops; comparison runs: their nearest label-flipping value for e1/e2, "
+                       "any other attribute for attr); default groklab")
     trace.add_argument("--queries", default=None, metavar="FILE",
                        help="trace exactly these queries of --split: a JSON list or lines of row "
                        "numbers or of a query's tokens ('h r1 r2', 'h r1 .. rK' for k-hop splits, "
@@ -114,9 +115,13 @@ def register(sub) -> None:
     comp.add_argument("run_b", metavar="RUN_B[@STEP]", help="second run, optionally @checkpoint step")
     comp.add_argument("--corrupt", default=None,
                       help="token changed by the tracing counterfactuals: h, r1, r2 (default "
-                      "r1); two comparison runs: e1, e2, attr (default e1)")
+                      "r1; r3..rK for splits of K-hop queries); two comparison runs: e1, e2, "
+                      "attr (default e1)")
     comp.add_argument("--boot", type=int, default=1000,
                       help="bootstrap resamples for the confidence intervals (default 1000)")
+    comp.add_argument("--include-wrong", action="store_true",
+                      help="also trace queries a model gets wrong (clean or corrupted); by "
+                      "default only queries both models answer right in both runs are traced")
     _common(comp, n_default=300)
     comp.set_defaults(func=cmd_compare)
 
@@ -457,6 +462,11 @@ def cmd_trace(args) -> int:
         cf = _comparison_counterfactuals(args, model, dataset, rows)
     elif hops is not None and hops > 2:
         args.corrupt = args.corrupt or "r1"  # k-hop queries: any input token (analysis/khop.py)
+        if args.cf_rule != "groklab":  # Wang et al.'s code stops at two hops
+            from groklab.errors import bad_value
+            raise bad_value("cf_rule", args.cf_rule, f"groklab on the {hops}-hop split "
+                            f"{args.split} (Wang et al.'s counterfactual rules are defined for "
+                            "two-hop composition and comparison only)")
         from groklab.analysis.khop import prepare_khop_counterfactuals
 
         cf = prepare_khop_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
@@ -493,8 +503,10 @@ def cmd_trace(args) -> int:
         print(f"{args.run}@{step} {args.split} (comparison), corrupt {args.corrupt}, "
               f"{s['direction']}: clean accuracy {c['clean_accuracy']:.3f} on the {c['queries']} "
               f"sampled queries (majority-class rate {c['majority']:.3f}); traced {s['n']} "
-              f"({c['with_counterfactual']} with a label-flipping counterfactual, "
-              f"{c['both_correct']} answered right clean and corrupted"
+              f"({c['with_counterfactual']} with a counterfactual under the {c['rule']} rule"
+              + (f" ({c['label_unchanged']} of them keep the label)" if c.get("label_unchanged")
+                 else "")
+              + f", {c['both_correct']} answered right clean and corrupted"
               f"{', all kept' if not c['require_correct'] else ''})")
     else:
         print(f"{args.run}@{step} {args.split}, corrupt {args.corrupt}, {s['direction']}: traced "
@@ -519,12 +531,9 @@ def _comparison_counterfactuals(args, model, dataset, rows):
     args.corrupt = args.corrupt or "e1"
     if args.corrupt not in CORRUPTIONS:
         raise bad_value("corrupt", args.corrupt, ", ".join(CORRUPTIONS) + " for a comparison run")
-    if args.cf_rule != "groklab":
-        raise bad_value("cf_rule", args.cf_rule, "groklab for a comparison run (Wang's rule is "
-                        "for composition)")
     return prepare_comparison_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
                                               args.seed, require_correct=not args.include_wrong,
-                                              rows=rows)
+                                              rows=rows, rule=args.cf_rule)
 
 
 def cmd_evaluate(args) -> int:
@@ -598,16 +607,23 @@ def cmd_compare(args) -> int:
     model_a, data_a, step_a = load_at(path_a, step_a, device)
     model_b, data_b, step_b = load_at(path_b, step_b, device)
     result = compare_models(model_a, model_b, data_a, args.split, args.corrupt, args.n,
-                            args.seed, args.boot, dataset_b=data_b)
+                            args.seed, args.boot, dataset_b=data_b,
+                            require_correct=not args.include_wrong)
     corrupt = result["trace"]["corrupt"]
     name = (f"compare_{args.split}_{corrupt}_step{step_a}_vs_"
             f"{slug(path_b.resolve().name)}_step{step_b}")
     json_path, png_path = output_paths(path_a, name, args.out)
     ta, tb = result["trace"]["a"], result["trace"]["b"]
     la, lb = result["lens"]["a"], result["lens"]["b"]
-    lens_name, lens_a, lens_b = (("v1 top value", la["all"]["v1"]["grid"], lb["all"]["v1"]["grid"])
-                                 if result["task"] == "comparison" else
-                                 ("bridge MRR", la["bridge"]["mrr"], lb["bridge"]["mrr"]))
+    khop = result.get("hops", 2) > 2
+    if result["task"] == "comparison":
+        lens_name, lens_a, lens_b = "v1 top value", la["all"]["v1"]["grid"], lb["all"]["v1"]["grid"]
+    elif khop:  # the last bridge: the one a k-hop path resolves last
+        last = result["lens"]["bridges"][-1]
+        lens_name, lens_a, lens_b = (f"{last} MRR", la["bridge_mrr"][last],
+                                     lb["bridge_mrr"][last])
+    else:
+        lens_name, lens_a, lens_b = "bridge MRR", la["bridge"]["mrr"], lb["bridge"]["mrr"]
     heatmaps([("A trace restored", ta["restored"]), ("B trace restored", tb["restored"]),
               (f"A {lens_name}", lens_a), (f"B {lens_name}", lens_b)],
              [ta["stages"], tb["stages"], la["stages"], lb["stages"]], ta["positions"], png_path,
@@ -615,14 +631,17 @@ def cmd_compare(args) -> int:
     write_json(json_path, result, started, command="compare",
                a={"run": str(path_a), "step": step_a}, b={"run": str(path_b), "step": step_b},
                n=args.n, seed=args.seed)
-    print(f"A={path_a}@{step_a}  B={path_b}@{step_b}  split {args.split}"
-          f"{f' (comparison), corrupt {corrupt}' if result['task'] == 'comparison' else ''}: "
+    kind = (f" (comparison), corrupt {corrupt}" if result["task"] == "comparison" else
+            f" ({result['hops']} hops), corrupt {corrupt}" if khop else "")
+    print(f"A={path_a}@{step_a}  B={path_b}@{step_b}  split {args.split}{kind}: "
           f"lens n={result['lens']['n']}, trace n={result['trace']['n']}"
           + ("  (stages aligned on normalised depth)" if result["depth_aligned"] else ""))
     print(f"trace restored corr  {_ci_text(result['trace']['restored_corr'])}")
     print(f"trace p(t) corr      {_ci_text(result['trace']['prob_corr'])}")
     if result["task"] == "comparison":
         _print_comparison_lens_similarity(result["lens"])
+    elif khop:
+        _print_khop_lens_similarity(result["lens"])
     else:
         _print_bridge_lens_similarity(result["lens"])
     print(f"wrote {json_path} and {png_path}")
@@ -644,6 +663,19 @@ def _first_found_text(ff) -> str:
 def _print_bridge_lens_similarity(lens: dict) -> None:
     print(f"lens bridge MRR corr {_ci_text(lens['bridge_mrr_corr'])}")
     print(f"bridge first found: {_first_found_text(lens['first_found'])}")
+
+
+def _print_khop_lens_similarity(lens: dict) -> None:
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    for side in ("a", "b"):
+        s = lens[side]
+        print(f"{side.upper()}: accuracy {s['accuracy']:.3f}; found "
+              + ", ".join(f"{b} {v:.3f}" for b, v in zip(s["bridges"], s["found"]))
+              + f"; in order {fmt(s['in_order'])} (ties allowed {fmt(s['in_order_or_tied'])})")
+    for b in lens["bridges"]:
+        ff = lens["first_found"][b]
+        print(f"lens {b} MRR corr {_ci_text(lens['mrr_corr'][b])}")
+        print(f"{b} first found (at {','.join(ff['positions'])}): {_first_found_text(ff)}")
 
 
 def _print_comparison_lens_similarity(lens: dict) -> None:
