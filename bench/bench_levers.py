@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +48,10 @@ MUON = ["optim.optimizer=muon"]
 PERP = ["optim.perp_grad=true"]
 STABLEMAX = ["model.loss=stablemax"]
 GF_EMA = ["optim.grokfast=ema", "optim.grokfast_alpha=0.98", "optim.grokfast_lamb=2.0"]
+EMA99 = ["optim.ema_decay=0.99"]
+EMA995 = ["optim.ema_decay=0.995"]
+CONST = ["optim.schedule=constant"]
+WD1 = ["optim.weight_decay=1.0"]
 
 TINY_RECIPES = {  # key: (name, overrides of the tiny preset)
     "preset": ("tiny preset (AdamW)", []),
@@ -55,9 +62,33 @@ TINY_RECIPES = {  # key: (name, overrides of the tiny preset)
     # best found (docs/performance.md): Muon (lr 4e-3 took the same 1,600 steps as the preset's
     # 2e-3) with bf16 autocast (issue 7's opt-in speed lever: fewer seconds per step on AVX512-BF16)
     "best": ("best: muon, lr 4e-3, bf16 autocast", MUON + ["optim.lr=4e-3", "train.amp=bf16"]),
+    # weight EMA (evaluated on the averaged weights; issue 15, 2026-12-02 session): alone, with a
+    # constant lr and wd 1.0 (the decoder recipe that grokked at the study's cpu scale), with Muon
+    "ema99": ("+ ema .99", EMA99),
+    "ema995": ("+ ema .995", EMA995),
+    "ema99-const": ("+ ema .99, constant lr", EMA99 + CONST),
+    "ema99-const-wd1": ("+ ema .99, constant lr, wd 1.0", EMA99 + CONST + WD1),
+    "ema99-lr4": ("+ ema .99, lr 4e-3", EMA99 + ["optim.lr=4e-3"]),
+    "ema99-const-lr4": ("+ ema .99, constant lr 4e-3", EMA99 + CONST + ["optim.lr=4e-3"]),
+    "muon-ema99": ("+ muon + ema .99", MUON + EMA99),
+    "muon-ema995": ("+ muon + ema .995", MUON + EMA995),
+    "muon-ema99-const": ("+ muon + ema .99, constant lr", MUON + EMA99 + CONST),
+    "muon-ema99-lr4": ("+ muon + ema .99, lr 4e-3", MUON + EMA99 + ["optim.lr=4e-3"]),
+    "muon-ema99-lr8": ("+ muon + ema .99, lr 8e-3", MUON + EMA99 + ["optim.lr=8e-3"]),
+    "muon-ema99-const-wd1": ("+ muon + ema .99, constant lr, wd 1.0", MUON + EMA99 + CONST + WD1),
+    "muon-ema99-b128": ("+ muon + ema .99, batch 128", MUON + EMA99 + ["train.batch_size=128"]),
+    "muon-ema99-b512": ("+ muon + ema .99, batch 512", MUON + EMA99 + ["train.batch_size=512"]),
+    "muon-ema99-lr4-b512": ("+ muon + ema .99, lr 4e-3, batch 512",
+                            MUON + EMA99 + ["optim.lr=4e-3", "train.batch_size=512"]),
+    "muon-ema99-lr8-b512": ("+ muon + ema .99, lr 8e-3, batch 512",
+                            MUON + EMA99 + ["optim.lr=8e-3", "train.batch_size=512"]),
+    "muon-ema99-lr8-b1024": ("+ muon + ema .99, lr 8e-3, batch 1024",
+                             MUON + EMA99 + ["optim.lr=8e-3", "train.batch_size=1024"]),
 }
 
 ISSUE7_BEST = PHI72_RECIPES["best"][1]
+EMA_RECIPE = ["optim.lr=2e-3", "optim.weight_decay=1.0", "optim.warmup_steps=100",
+              "optim.schedule=constant", "optim.grad_clip=1.0", "optim.ema_decay=0.99"]
 PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
     "issue7": ("issue-7 best (lr 1e-3, wd 5, gf-ema .99)", ISSUE7_BEST),
     "muon": ("+ muon", ISSUE7_BEST + MUON),
@@ -65,7 +96,46 @@ PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
     "perp-sm": ("+ perp_grad + stablemax", ISSUE7_BEST + PERP + STABLEMAX),
     # the combination tried (measured worse than issue 7's recipe: docs/performance.md)
     "combined": ("combined: + muon + perp_grad", ISSUE7_BEST + MUON + PERP),
+    # the decoder recipe that grokked at the study's cpu scale (docs/study.md, 2026-12-02):
+    # AdamW lr 2e-3 constant after 100 warmup steps, wd 1.0, weight EMA .99 (no Grokfast)
+    "ema-const-wd1": ("ema .99, lr 2e-3 constant, wd 1.0", EMA_RECIPE),
+    "ema-const-wd1-muon": ("ema .99, lr 2e-3 constant, wd 1.0, + muon", EMA_RECIPE + MUON),
 }
+
+
+# The recursive model at the study's format (preset tiny_recursive: TRM d=64, mlp_t, H=2 x L=1,
+# labels on every position; its own recipe already holds lr 1e-2 constant, wd 1.0, EMA 0.99).
+# "without the levers" = the preset's recipe minus the EMA (the one lever of issue 15 it has).
+RECURSIVE_RECIPES = {  # key: (name, overrides of the tiny_recursive preset)
+    "preset": ("tiny_recursive preset (AdamW, EMA .99)", []),
+    "no-ema": ("preset without EMA (no levers)", ["optim.ema_decay=0"]),
+    "muon": ("+ muon", MUON),
+    "muon-no-ema": ("+ muon, no EMA", MUON + ["optim.ema_decay=0"]),
+    "perp": ("+ perp_grad", PERP),
+    "ema995": ("EMA .995 instead of .99", ["optim.ema_decay=0.995"]),
+}
+
+
+def fresh_start_preset(preset: str, out: Path, sets: list[str]) -> dict:
+    """bench_grok.fresh_start for any preset: ``groklab train --preset PRESET`` in a new process
+    until TARGET (or the run's last step); wall and user+sys CPU of the child."""
+    cmd = [sys.executable, "-m", "groklab.cli", "train", "--preset", preset, "--out", str(out),
+           "--quiet", "--json", "--set", f"train.stop_at=[{TARGET}]", "--set", "train.plots=false",
+           "--set", "train.device=cpu", "--set", "train.threads=1"]
+    for s in sets:
+        cmd += ["--set", s]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        raise RuntimeError(f"groklab train failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    summary = json.loads(proc.stdout)
+    return {"wall": wall, "cpu": cpu, "steps": summary["steps"], "stopped": summary["stopped"],
+            "first_step": summary["first_step"][TARGET]}
 
 
 def _median(values):
@@ -160,13 +230,32 @@ def bench_phi72(work: Path, seeds: list[int], recipes: list[str], budget: int) -
     return out
 
 
+def bench_recursive(work: Path, seeds: list[int], recipes: list[str]) -> dict:
+    cfg = load_config("tiny_recursive")
+    budget = cfg.train.steps
+    print(f"\n## tiny_recursive (format {cfg.model.format}), fresh start (new process) to {TARGET}, "
+          f"one thread, seeds {','.join(map(str, seeds))}, eval every {cfg.train.eval_every}; "
+          f"wall/CPU = the process's; budget = the preset's {budget} steps")
+
+    def run_one(key, sets, seed):
+        run = work / f"recursive-{key}-{seed}"
+        shutil.rmtree(run, ignore_errors=True)
+        r = fresh_start_preset("tiny_recursive", run, sets + [f"train.seed={seed}"])
+        shutil.rmtree(run, ignore_errors=True)
+        return {"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
+                "steps": r["steps"]}
+
+    return _ablation(RECURSIVE_RECIPES, recipes, seeds, budget, run_one)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target", choices=["tiny", "phi72", "all"], default="all")
+    ap.add_argument("--target", choices=["tiny", "phi72", "recursive", "all"], default="all")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated train seeds (default 0,1,2)")
     ap.add_argument("--recipes", default=None,
                     help="comma-separated subset (tiny: " + ", ".join(TINY_RECIPES) + "; phi72: "
-                         + ", ".join(PHI72_LEVERS) + "; default all)")
+                         + ", ".join(PHI72_LEVERS) + "; recursive: " + ", ".join(RECURSIVE_RECIPES)
+                         + "; default all)")
     ap.add_argument("--budget", type=int, default=2500, help="phi72: step budget per run (default 2500)")
     ap.add_argument("--work", default=None, help="directory for runs (default: a temp dir, removed)")
     ap.add_argument("--json", help="also write the results to this JSON file")
@@ -179,7 +268,8 @@ def main(argv=None) -> int:
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
     t0 = time.perf_counter()
     try:
-        for target, table in (("tiny", TINY_RECIPES), ("phi72", PHI72_LEVERS)):
+        for target, table in (("tiny", TINY_RECIPES), ("phi72", PHI72_LEVERS),
+                              ("recursive", RECURSIVE_RECIPES)):
             if args.target not in (target, "all"):
                 continue
             recipes = [r.strip() for r in args.recipes.split(",")] if args.recipes else list(table)
@@ -187,8 +277,12 @@ def main(argv=None) -> int:
             if unknown:
                 ap.error(f"--recipes: unknown {', '.join(unknown)} for {target} "
                          f"(allowed: {', '.join(table)})")
-            out[target] = (bench_tiny(work, seeds, recipes) if target == "tiny"
-                           else bench_phi72(work, seeds, recipes, args.budget))
+            if target == "tiny":
+                out[target] = bench_tiny(work, seeds, recipes)
+            elif target == "phi72":
+                out[target] = bench_phi72(work, seeds, recipes, args.budget)
+            else:
+                out[target] = bench_recursive(work, seeds, recipes)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
