@@ -100,9 +100,9 @@ def fmt_steps(step, budget) -> str:
 
 # ---------------------------------------------------------------------------- target 1
 
-def fresh_start(out: Path, sets: list[str]) -> dict:
-    """``groklab train --preset tiny`` in a new process until TARGET (or the run's last step)."""
-    cmd = [sys.executable, "-m", "groklab.cli", "train", "--preset", "tiny", "--out", str(out),
+def fresh_start(out: Path, sets: list[str], preset: str = "tiny") -> dict:
+    """``groklab train --preset PRESET`` in a new process until TARGET (or the run's last step)."""
+    cmd = [sys.executable, "-m", "groklab.cli", "train", "--preset", preset, "--out", str(out),
            "--quiet", "--json", "--set", f"train.stop_at=[{TARGET}]", "--set", "train.plots=false",
            "--set", "train.device=cpu", "--set", "train.threads=1"]
     for s in sets:

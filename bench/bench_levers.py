@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -114,28 +111,6 @@ RECURSIVE_RECIPES = {  # key: (name, overrides of the tiny_recursive preset)
     "perp": ("+ perp_grad", PERP),
     "ema995": ("EMA .995 instead of .99", ["optim.ema_decay=0.995"]),
 }
-
-
-def fresh_start_preset(preset: str, out: Path, sets: list[str]) -> dict:
-    """bench_grok.fresh_start for any preset: ``groklab train --preset PRESET`` in a new process
-    until TARGET (or the run's last step); wall and user+sys CPU of the child."""
-    cmd = [sys.executable, "-m", "groklab.cli", "train", "--preset", preset, "--out", str(out),
-           "--quiet", "--json", "--set", f"train.stop_at=[{TARGET}]", "--set", "train.plots=false",
-           "--set", "train.device=cpu", "--set", "train.threads=1"]
-    for s in sets:
-        cmd += ["--set", s]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode != 0:
-        raise RuntimeError(f"groklab train failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    summary = json.loads(proc.stdout)
-    return {"wall": wall, "cpu": cpu, "steps": summary["steps"], "stopped": summary["stopped"],
-            "first_step": summary["first_step"][TARGET]}
 
 
 def _median(values):
@@ -240,7 +215,7 @@ def bench_recursive(work: Path, seeds: list[int], recipes: list[str]) -> dict:
     def run_one(key, sets, seed):
         run = work / f"recursive-{key}-{seed}"
         shutil.rmtree(run, ignore_errors=True)
-        r = fresh_start_preset("tiny_recursive", run, sets + [f"train.seed={seed}"])
+        r = fresh_start(run, sets + [f"train.seed={seed}"], preset="tiny_recursive")
         shutil.rmtree(run, ignore_errors=True)
         return {"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
                 "steps": r["steps"]}
