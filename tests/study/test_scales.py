@@ -20,3 +20,14 @@ def test_cpu_l6_is_the_cpu_scale_with_the_studys_trm_depth():
     assert {k: v for k, v in trm.items() if k != "l_cycles"} == \
         {k: v for k, v in trm_cpu.items() if k != "l_cycles"}
     assert l6.optim["recursive"]["schedule"] == "cosine"
+
+
+def test_cpu_l6_long_only_lengthens_the_trms_budgets():
+    l6, long = get_scale("cpu_l6"), get_scale("cpu_l6_long")
+    assert long.models == l6.models and long.optim == l6.optim and long.data == l6.data
+    assert long.eval_every == l6.eval_every and long.finetune_steps == l6.finetune_steps
+    for regime in ("both_full", "both_half", "first_hop", "second_hop"):
+        assert long.steps_for("recursive", regime) == 6000
+        assert long.steps_for("decoder", regime) == l6.steps_for("decoder", regime)
+    assert long.steps_for("recursive", "natural") == 8500
+    assert long.steps_for("recursive", "supervised") == l6.steps_for("recursive", "supervised")

@@ -3,8 +3,8 @@
 ``micro`` is for CI (the whole pipeline in well under a minute), ``tiny`` is ``make demo``
 (<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for claims 1, 3 and 4
 (34 minutes per seed on an idle 2-core CPU, docs/study.md), ``cpu_l6`` the cpu scale with the
-TRM at the study's recursion depth (L = 6), ``small`` a long CPU or short GPU job, ``paper``
-the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
+TRM at the study's recursion depth (L = 6), ``cpu_l6_long`` cpu_l6 with budgets for claim 2,
+``small`` a long CPU or short GPU job, ``paper`` the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
 
 Injection needs unused (h, r) pairs, i.e. ``relations > out_degree``: the study's own graph
 has 200 relations at out_degree 20. The data presets ``tiny`` (20 relations) and ``small``
@@ -166,6 +166,19 @@ _CPU_L6 = replace(
     eval_every={**_CPU.eval_every, "recursive": 125},
 )
 
+# `groklab reproduce --scale cpu_l6_long --models recursive`: cpu_l6 with the TRM's augmented
+# runs as long as its natural run was (6,000 steps) and the natural run long enough for claim 4
+# (8,500). At cpu_l6 the natural TRM's bridge first passed .5 of the correct ID answers at
+# step 4,750 while the four augmented runs, stopped at 2,500, stayed lens blind (best .12-.31):
+# claim 2 needs them trained as long before it can be judged. The supervised control keeps its
+# 2,500 steps (no claim reads its lens).
+_CPU_L6_LONG = replace(
+    _CPU_L6, name="cpu_l6_long",
+    pretrain_steps={**_CPU_L6.pretrain_steps, "recursive": 6000},
+    source_steps={"decoder": {"natural": 4000},
+                  "recursive": {"natural": 8500, CONTROL: 2500}},
+)
+
 _SMALL = _scale(
     "small",
     data=dict(entities=500, relations=100, out_degree=20, ood_ratio=0.05, phi=18.0, seed=0),
@@ -220,7 +233,8 @@ _PAPER = _scale(
     gpu_job=True,
 )
 
-SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _CPU, _CPU_L6, _SMALL, _PAPER)}
+SCALES: dict[str, StudyScale] = {s.name: s for s in (_MICRO, _TINY, _CPU, _CPU_L6, _CPU_L6_LONG, _SMALL,
+                                                       _PAPER)}
 
 
 def get_scale(name: str) -> StudyScale:
