@@ -4,7 +4,8 @@
 (<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for claims 1, 3 and 4
 (34 minutes per seed on an idle 2-core CPU, docs/study.md), ``cpu_l6`` the cpu scale with the
 TRM at the study's recursion depth (L = 6), ``cpu_l6_long`` cpu_l6 with budgets for claim 2,
-``small`` a long CPU or short GPU job, ``paper`` the study's sizes (study.md sections 2-4; a GPU job, see ``groklab.study.cost``).
+``small`` a long CPU or short GPU job, ``paper`` the study's sizes (study.md sections 2-4; a
+GPU job, see ``groklab.study.cost``).
 
 Injection needs unused (h, r) pairs, i.e. ``relations > out_degree``: the study's own graph
 has 200 relations at out_degree 20. The data presets ``tiny`` (20 relations) and ``small``
