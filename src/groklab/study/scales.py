@@ -171,8 +171,9 @@ _CPU_L6 = replace(
 # runs as long as its natural run was (6,000 steps) and the natural run long enough for claim 4
 # (8,500). At cpu_l6 the natural TRM's bridge first passed .5 of the correct ID answers at
 # step 4,750 while the four augmented runs, stopped at 2,500, stayed lens blind (best .12-.31):
-# claim 2 needs them trained as long before it can be judged. The supervised control keeps its
-# 2,500 steps (no claim reads its lens).
+# the question this scale answers is whether they need training as long before claim 2 can be
+# judged (measured: they do not become lens-visible, docs/study.md). The supervised control
+# keeps its 2,500 steps (no claim reads its lens).
 _CPU_L6_LONG = replace(
     _CPU_L6, name="cpu_l6_long",
     pretrain_steps={**_CPU_L6.pretrain_steps, "recursive": 6000},
