@@ -53,6 +53,15 @@ def test_checkpoint_count_and_paper_cost_anchor():
     assert "GPU-hours" in text and "estimate" in text
 
 
+def test_estimate_counts_each_sources_own_budget():
+    # cpu_l6_long trains the TRM's natural run 8,500 steps, the control 2,500, the rest 6,000
+    scale = get_scale("cpu_l6_long")
+    rows = cost.estimate(scale, ("recursive",), {"recursive": 100_000}, anchor_params=7_000_000)
+    pre = {r.steps: r.runs for r in rows if r.kind == "pretrain"}
+    assert pre == {2500: 1, 6000: 4, 8500: 1}
+    assert cost.totals(rows)["steps"] == 2500 + 4 * 6000 + 8500 + 6 * scale.finetune_steps
+
+
 def test_paper_scale_prints_estimate_and_needs_yes(tmp_path):
     cmd = [sys.executable, "-m", "groklab.cli", "reproduce", "--scale", "paper", "--models", "recursive", "--out",
            str(tmp_path / "s")]

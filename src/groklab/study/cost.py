@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from groklab.study.compute import flops_per_step
-from groklab.study.scales import REGIMES, SCALES, StudyScale
+from groklab.study.scales import CONTROL, REGIMES, SCALES, StudyScale
 
 ANCHOR_HOURS = 50.0          # study.md section 7: TRM pretraining, paper size, H100
 ANCHOR_STEPS = 1_600_000
@@ -66,8 +66,15 @@ def estimate(scale: StudyScale, families: tuple[str, ...], n_params: dict[str, i
         per_step = flops_per_step(n_params[fam], model, batch)
         seconds_per_step = max(per_step / rate, STEP_FLOOR_S)
         schedule = scale.train.get("checkpoint_every", [[None, 1000]])
-        for kind, runs, steps in (("pretrain", len(REGIMES) + 1, scale.pretrain_steps[fam]),
-                                  ("finetune", len(REGIMES) + 1, scale.finetune_steps)):
+        # a scale may give some sources their own budget (e.g. a longer natural run): one row
+        # per distinct budget, so the totals are the runs the study will actually train
+        budgets: dict[int, int] = {}
+        for source in (*REGIMES, CONTROL):
+            steps = scale.steps_for(fam, source)
+            budgets[steps] = budgets.get(steps, 0) + 1
+        kinds = [("pretrain", runs, steps) for steps, runs in sorted(budgets.items())]
+        kinds.append(("finetune", len(REGIMES) + 1, scale.finetune_steps))
+        for kind, runs, steps in kinds:
             ckpt = n_params[fam] * BYTES_PER_PARAM_CKPT * n_checkpoints(schedule, steps)
             rows.append(RunCost(kind, fam, runs, steps, per_step * steps,
                                 seconds_per_step * steps / 3600.0, ckpt))
