@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from groklab.study import engine, stages
+from groklab.study import claims, engine, stages
 from groklab.study.claims import FIT, judge_claim1
-from groklab.study.layout import SATURATED
+from groklab.study.layout import MEMORISER, SATURATED
 from groklab.study.pipeline import Study
 from groklab.study.scales import CONTROL, get_scale
 from groklab.train.metrics import read_metrics
@@ -82,18 +82,41 @@ def test_measure_b_paths_and_measure_c_transfer(study):
         # the paired difference is the two final EMs, over the same n items
         assert np.isclose(d["a"], rows[-1][f"acc/{cat}"]) and np.isclose(d["b"], sat[-1][f"acc/{cat}"])
         assert np.isclose(d["value"], d["a"] - d["b"]) and d["ci"][0] <= d["value"] <= d["ci"][1]
-    # the free cells of the tracing grid and the negative control: the natural run's first
-    # checkpoint after its fit, compared only if it did not compose ID queries then
+    # the free cells of the tracing grid
     if path["value"] is not None:
         assert 0 <= path["free_cells"] <= path["cells"]
+
+
+def test_negative_control_is_the_memoriser_at_its_fit_judged_on_its_own_answers(study):
+    c1 = json.loads((study.analysis_dir / "claim1-recursive.json").read_text())
     neg = c1["negative_control"]
-    if neg.get("step") is not None:
-        acc = engine.accuracy_at(study.run_dir("pretrain", "recursive", "natural"), neg["step"],
-                                 ("test_inferred_iid",))["test_inferred_iid"]
-        assert np.isclose(neg["iid_at_step"], acc)
-        assert ("no memorising checkpoint" in neg.get("error", "")) == (acc >= 0.5)
-    else:
-        assert "never fit" in neg["error"]
+    mem = study.run_dir("pretrain", "recursive", MEMORISER)
+    rows = read_metrics(mem / "metrics.jsonl")
+    fit = next((r["step"] for r in rows if r["acc/train_inferred"] >= FIT), None)
+    assert fit is not None, "the micro memoriser fits its permuted compositions in 300 steps"
+    assert rows[-1]["step"] < 300 or fit == 300            # stopped once it fit (train.stop_at)
+    assert neg["kind"] == "memoriser" and neg["step"] == fit   # checkpoints every 50
+    acc = engine.accuracy_at(mem, neg["step"], ("test_inferred_iid", "train_inferred"))
+    assert np.isclose(neg["iid_at_step"], acc["test_inferred_iid"]) and acc["train_inferred"] >= FIT
+    assert acc["test_inferred_iid"] < 0.5                  # it does not compose what it memorised
+    lo, hi = neg["ci"]
+    assert neg["n"] > 10 and lo <= neg["value"] <= hi
+    # judged on its own (permuted) answers: restoring the corrupted token's embedding restores
+    # the memoriser's answer on every query; judged on the true answers it would almost never
+    grids = neg["grids"]
+    r1 = grids["cols"].index("r1")
+    assert grids["memoriser"][0][r1] == 1.0 and grids["natural"][0][r1] == 1.0
+    # the rule reads the control: similar (CI reaching 0.8) leaves claim 1 undecided
+    fails, missing = [], []
+    claims._claim1_paths(c1, fails, missing)
+    said = any("negative control (the memoriser" in m for m in missing)
+    assert said == (hi >= claims.SIMILAR)
+    # the memorising checkpoint of the natural run is kept beside it
+    assert neg["other"]["kind"] == "checkpoint"
+
+
+def test_rule_and_phi_max_control(study):
+    c1 = json.loads((study.analysis_dir / "claim1-recursive.json").read_text())
     # the phi = max control is an extra row
     assert "similarity" in c1["phi_max_control"]
     verdict = judge_claim1([c1])

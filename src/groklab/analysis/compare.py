@@ -238,10 +238,11 @@ def lens_columns(res: LensResult, cols: list[int]) -> LensResult:
 
 
 def compare_traces(model_a, model_b, cf, n_boot: int, seed: int,
-                   cols: list[int] | None = None) -> dict:
+                   cols: list[int] | None = None, cf_b=None) -> dict:
     """Tracing grids of both models on the counterfactuals ``cf`` and their correlations;
-    ``cols``: only these input positions (default all)."""
-    tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf)
+    ``cols``: only these input positions (default all); ``cf_b``: the same inputs with model
+    B's own answers (a model trained on other labels, :mod:`groklab.analysis.memoriser`)."""
+    tr_a, tr_b = trace_grid(model_a, cf), trace_grid(model_b, cf if cf_b is None else cf_b)
     if cols is not None:
         tr_a, tr_b = trace_columns(tr_a, cols), trace_columns(tr_b, cols)
     trace = {

@@ -17,6 +17,7 @@ PROBES = 4         # probe subsamples (sub-stream per probe)
 HOP1_EXPOSURE = 5  # regime additions exposing OOD facts as hop 1
 HOP2_EXPOSURE = 6  # regime additions exposing OOD facts as hop 2
 INJECT = 7         # new-knowledge set (sub-streams: pairs, tails, replay, probes)
+SHUFFLE = 8        # claim 1's memoriser: the permutation of the training compositions' answers
 
 
 def stream(seed: int, stage: int, *sub: int) -> np.random.Generator:

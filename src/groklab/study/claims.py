@@ -163,9 +163,14 @@ CLAIM1_RULE = (
     f"(cells with one value on every query of both models are fixed by the architecture and "
     f"would inflate r), needing >= {MIN_FREE} free cells; (c) transfer equivalence: natural "
     f"minus both_full EM on each claim-3 category after both are finetuned on the same new "
-    f"facts. Negative control for (b): the natural run's own checkpoint at training fit, while "
-    f"its ID accuracy is below {LOW} (a memorising model at the same train accuracy), against "
-    f"the final natural model, on the training compositions both answer; it must come out "
+    f"facts. Negative control for (b): a model that answers the training compositions without "
+    f"composing, against the final natural model, on the training compositions both answer: "
+    f"the memoriser, the family's recipe trained on the natural dataset with its training "
+    f"compositions' answers permuted (they can only be memorised), at its fit (first "
+    f"checkpoint with train_inferred >= {FIT}), each model's tracing judged on the answers it "
+    f"was trained on, counted only if its ID accuracy is then below {LOW}; where it gives no "
+    f"comparison, the natural run's own checkpoint at training fit if its ID accuracy was then "
+    f"below {LOW} (a memorising model at the same train accuracy); it must come out "
     f"dissimilar (CI upper bound below {SIMILAR}), else the path test cannot tell memorisation "
     f"from the circuit. Supported if (a) >= {HIGH} on >= {MIN_CORRECT} queries, (b)'s CI lies "
     f"at or above {SIMILAR}, the negative control is dissimilar, and every (c) CI lies within "
@@ -252,9 +257,15 @@ def _claim1_paths(r: dict, fails: list, missing: list) -> None:
     if nval is None or nhi is None:
         missing.append("(b) no negative control" + (f" ({neg['error']})" if neg.get("error") else ""))
     elif nhi >= SIMILAR:
-        missing.append(f"(b) the negative control (a memorising checkpoint) is not dissimilar: "
+        kind = CONTROL_KINDS.get(neg.get("kind"), "a memorising model")
+        missing.append(f"(b) the negative control ({kind}) is not dissimilar: "
                        f"r = {_f(nval)} [{_f(nlo)}, {_f(nhi)}], so the path test cannot tell "
                        "memorisation from the circuit here")
+
+
+CONTROL_KINDS = {"checkpoint": "the natural run's memorising checkpoint",
+                 "memoriser": "the memoriser, trained on permuted answers",
+                 "mixed": "memorising checkpoints and memorisers over the seeds"}
 
 
 def _f(x) -> str:

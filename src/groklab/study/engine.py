@@ -14,12 +14,14 @@ import torch
 
 from groklab.analysis.compare import compare_models, difference_ci, rate_ci
 from groklab.analysis.forecast_runs import forecast_at_fraction
+from groklab.analysis.memoriser import compare_with_memoriser
 from groklab.analysis.lens import lens_metrics, lens_ranks, resolve_positions, study_rule_summary
 from groklab.analysis.queries import two_hop_queries
 from groklab.analysis.transfer import split_correct
 from groklab.data.config import DataConfig
 from groklab.data.dataset import MANIFEST_NAME, load_dataset, make_dataset
 from groklab.data.injection import inject_dataset
+from groklab.data.memorise import shuffled_compositions_dataset
 from groklab.errors import GroklabError
 from groklab.models import ModelConfig, count_params
 from groklab.models.registry import MODEL_CLASSES, build_shape_only
@@ -43,6 +45,13 @@ def make_data(cfg: dict, out: Path) -> dict:
     else:
         ds = make_dataset(DataConfig.from_dict(cfg), out)
     return ds.manifest
+
+
+def make_shuffled(src: Path, out: Path, seed: int) -> dict:
+    """Claim 1's memoriser dataset (groklab.data.memorise), made once and reused."""
+    if (Path(out) / MANIFEST_NAME).exists():
+        return load_dataset(out, verify=True).manifest
+    return shuffled_compositions_dataset(src, out, seed=seed).manifest
 
 
 def make_injected(src: Path, out: Path, new_facts: int, replay: int, seed: int) -> dict:
@@ -203,11 +212,11 @@ def study_key(split: str, what: str) -> str:
     return f"lens/{split}/study_{what}"
 
 
-def saturation_checkpoint(run_dir: str | Path, fit: float) -> int | None:
-    """The first checkpoint at or after the first evaluation with train accuracy >= ``fit``
-    (the study's "stopped at training saturation"); None if the run never fit."""
+def saturation_checkpoint(run_dir: str | Path, fit: float, key: str = "train_acc") -> int | None:
+    """The first checkpoint at or after the first evaluation with train accuracy (``key``)
+    >= ``fit`` (the study's "stopped at training saturation"); None if the run never fit."""
     fit_step = next((int(r["step"]) for r in metrics(run_dir)
-                     if (r.get("train_acc") or 0) >= fit), None)
+                     if (r.get(key) or 0) >= fit), None)
     if fit_step is None:
         return None
     return next((s for s in sorted(checkpoint_steps(run_dir)) if s >= fit_step), None)
@@ -261,6 +270,28 @@ def transfer_difference(run_a: str | Path, run_b: str | Path, splits: tuple[str,
             out[split] = difference_ci(split_correct(model_a, ds, split),
                                        split_correct(model_b, ds, split), bootstrap, seed=k)
     return out
+
+
+def compare_memoriser(run_a: Path, run_b: Path, step_b: int, split: str, n: int,
+                      bootstrap: int) -> dict:
+    """Claim 1's memoriser control: path similarity of run A (final) and memoriser B at
+    ``step_b``, each judged on its own trained answers (groklab.analysis.memoriser); the
+    keys of :func:`compare_paths` that the control reads."""
+    model_a, ds_a = load_model(run_a, ema=True)
+    model_b, ds_b = load_model(run_b, step=step_b, ema=True)
+    out = {"similarity": None, "ci_low": None, "ci_high": None, "n": 0}
+    try:
+        tr = compare_with_memoriser(model_a, ds_a, model_b, ds_b, split, n=n, seed=0,
+                                    n_boot=bootstrap)
+    except GroklabError as exc:
+        return {**out, "error": str(exc)}
+    return {"similarity": tr["restored_corr"]["value"], "ci_low": tr["restored_corr"]["ci"][0],
+            "ci_high": tr["restored_corr"]["ci"][1], "n": tr["n"],
+            "similarity_free": tr["restored_corr_free"]["value"],
+            "free_ci": tr["restored_corr_free"]["ci"], "cells": tr["cells"],
+            "free_cells": tr["free_cells"],
+            "grids": {"natural": tr["a"]["restored"], "memoriser": tr["b"]["restored"],
+                      "rows": tr["a"]["stages"], "cols": tr["a"]["positions"]}}
 
 
 def compare_paths(run_a: Path, run_b: Path, split: str, n: int, bootstrap: int,

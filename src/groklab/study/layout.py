@@ -3,8 +3,10 @@
 ```
 STUDY/study.json                 scale (resolved), families, device, versions
 STUDY/stages/<stage>.json        finished markers (a stage with a marker is reused)
-STUDY/data/<source>/             one dataset per regime, + supervised (phi=max), + new_knowledge
-STUDY/runs/pretrain/<family>-<source>/   ordinary run directories (train_run)
+STUDY/data/<source>/             one dataset per regime, + supervised (phi=max), + new_knowledge,
+                                 + shuffled_compositions (claim 1's memoriser)
+STUDY/runs/pretrain/<family>-<source>/   ordinary run directories (train_run); source
+                                         shuffled_compositions: claim 1's memoriser
 STUDY/runs/finetune/<family>-<source>/   finetune of a pretrained model, -scratch, or
                                          -both_full_saturated (claim 1's non-grokked model)
 STUDY/analysis/*.json            claim 1-4 evidence
@@ -28,6 +30,8 @@ INJECTED = "new_knowledge"            # the new-knowledge dataset (injected into
 SCRATCH = "scratch"                   # finetune source: a model trained from scratch
 SATURATED = "both_full_saturated"     # finetune source: both_full at training saturation
 GROKKED = "natural"                   # the regime whose model groks (claims 1 and 4)
+MEMORISER = "shuffled_compositions"   # claim 1's negative control: trained on the natural
+                                      # dataset with its compositions' answers permuted
 AUGMENTED = "both_full"               # fully exposed regime: claim 1's non-grokked model,
                                       # claim 4's augmented run
 # stage order: claim 1 runs after claim 3, whose natural finetune its transfer measure reuses

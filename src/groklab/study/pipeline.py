@@ -32,7 +32,8 @@ from groklab import __version__
 from groklab.errors import GroklabError
 from groklab.fsutil import atomic_write_json
 from groklab.study import engine, stages as stage_impl
-from groklab.study.layout import GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES, StudyLayout
+from groklab.study.layout import (GROKKED, INJECTED, MEMORISER, SATURATED, SCRATCH, STAGE_NAMES,
+                                  StudyLayout)
 from groklab.study.markers import read_marker, write_marker
 from groklab.study.runner import (LOGS_DIR, StudyRunJob, StudyStackJob, stack_key, train_job,
                                   train_unit)
@@ -214,6 +215,24 @@ class Study:
                           self._config(family, SATURATED, finetune=True), init_from=init,
                           lens_splits=("new_old", "old_new", "new_new"))
 
+    def memoriser_specs(self) -> list[RunSpec]:
+        """Claim 1's negative control per family: the family's recipe on the natural dataset
+        with its compositions' answers permuted (groklab.data.memorise), for at most the
+        natural run's budget (or the scale's ``source_steps`` for it), stopped once it fits
+        them. Its dataset is made here, not in the
+        data stage, so that studies whose data stage finished before the control existed get
+        it too."""
+        from groklab.study.claims import FIT
+        engine.make_shuffled(self.data_dir(GROKKED), self.data_dir(MEMORISER), self.graph_seed)
+        specs = []
+        for fam in self.families:
+            cfg = self._config(fam, MEMORISER)
+            budget = self.scale.source_steps.get(fam, {}).get(
+                MEMORISER, self.scale.steps_for(fam, GROKKED))
+            cfg["train"] = dict(cfg["train"], steps=budget, stop_at=[f"train_inferred>={FIT}"])
+            specs.append(self._spec("pretrain", fam, MEMORISER, cfg))
+        return specs
+
     def stage_specs(self, stage: str) -> list[RunSpec]:
         """The training runs a stage needs (a multi-seed study trains all seeds' at once)."""
         if stage == "pretrain":
@@ -222,7 +241,7 @@ class Study:
             return self.finetune_specs()
         if stage == "claim1":
             return [self.saturated_finetune_spec(f, s) for f, s in self.saturation_steps().items()
-                    if s is not None]
+                    if s is not None] + self.memoriser_specs()
         return []
 
     # ------------------------------------------------------------------ running

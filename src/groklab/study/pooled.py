@@ -58,6 +58,8 @@ def pool_claim1(per_seed: list[list[dict]]) -> list[dict]:
                                       for k, n in enumerate(negs))}
         else:
             neg["steps"] = [n.get("step") for n in negs]
+            kinds = {n.get("kind", "checkpoint") for n in negs if n.get("value") is not None}
+            neg["kind"] = kinds.pop() if len(kinds) == 1 else "mixed"
         diffs = {cat: pool([(r.get("transfer_diff") or {}).get(cat) for r in ok], (-1.0, 1.0))
                  for cat in dict.fromkeys(c for r in ok for c in (r.get("transfer_diff") or {}))}
         out.append({
@@ -244,13 +246,14 @@ def _claim1_table(doc: D.Document, pooled: dict) -> None:
                      fm(c.get("acc_nongrokked")), f"{fm(a)}; chance {fm(a.get('chance'))}",
                      f"{fm(path.get('free'))} over {path.get('free_cells')} of "
                      f"{path.get('cells')} free cells; whole grid {fm(path)}",
-                     fm(neg) if neg.get("value") is not None else neg.get("error", "—"),
+                     (f"{fm(neg)} ({neg.get('kind')})" if neg.get("value") is not None
+                      else neg.get("error", "—")),
                      _steps(c.get("saturation_steps") or []), ""])
         for cat, d in (c.get("transfer_diff") or {}).items():
             trans.append([c["family"], cat, fm(d)])
     doc.add(D.Table(["family", "natural: grokking", "natural ID acc", "both_full@sat ID acc",
                      "(a) bridge found, correct OOD", "(b) path similarity (ID)",
-                     "(b) negative control: memorising checkpoint", "both_full saturation steps",
+                     "(b) negative control (model)", "both_full saturation steps",
                      "note"], rows, caption="Claim 1, pooled over seeds"))
     if trans:
         doc.add(D.Table(["family", "category", "(c) natural minus both_full EM"], trans,

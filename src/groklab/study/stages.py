@@ -14,7 +14,8 @@ from groklab.study import engine
 from groklab.study.claims import FIT, LOW, grokking, grokking_why, timeline
 from groklab.forecast.features import first_hit
 from groklab.study.compute import flops_per_step
-from groklab.study.layout import AUGMENTED, GROKKED, INJECTED, SATURATED, SCRATCH, STAGE_NAMES
+from groklab.study.layout import (AUGMENTED, GROKKED, INJECTED, MEMORISER, SATURATED, SCRATCH,
+                                  STAGE_NAMES)
 from groklab.study.report import write_report
 from groklab.study.scales import CONTROL, REGIMES
 
@@ -96,7 +97,7 @@ def claim1_family(study: Study, fam: str, sat_step: int | None) -> dict:
               "grokking": run_grokking(nat, scale.ood_target),
               "train_fit_step": next((int(r["step"]) for r in aug_rows
                                       if (r.get("train_acc") or 0) >= FIT), None)}
-    result["negative_control"] = negative_control(study, nat)
+    result["negative_control"] = negative_control(study, nat, fam)
     control = engine.compare_paths(nat, sup, split=IID, n=scale.compare_queries,
                                    bootstrap=scale.bootstrap, device=study.device)
     result["phi_max_control"] = {
@@ -140,10 +141,25 @@ def run_grokking(run_dir: Path, ood_target: float) -> dict:
 MEMORISED = "train_inferred"   # the negative control's queries: compositions both models trained on
 
 
-def negative_control(study: Study, nat: Path) -> dict:
-    """Claim 1's negative control: the natural run's first checkpoint after it fit its training
-    set, if it did not compose ID queries then (a memorising model at the same train accuracy),
-    against the final natural model: path similarity on the training compositions."""
+def negative_control(study: Study, nat: Path, fam: str) -> dict:
+    """Claim 1's negative control (claims.CLAIM1_RULE): a model that answers the training
+    compositions without the composition circuit, against the final natural model, by path
+    similarity on those compositions. The family's memoriser, trained on the same queries
+    with their answers permuted (it cannot compose what it was taught); where it gives no
+    comparison, the natural run's own checkpoint at training fit if it did not compose ID
+    queries then (a memorising model at the same train accuracy). The other control, when it
+    ran, is kept under ``other``."""
+    mem = {**_memoriser(study, nat, study.run_dir("pretrain", fam, MEMORISER)),
+           "kind": "memoriser"}
+    ckpt = {**_memorising_checkpoint(study, nat), "kind": "checkpoint"}
+    first, second = (mem, ckpt) if mem.get("value") is not None or ckpt.get("value") is None \
+        else (ckpt, mem)
+    if first.get("value") is None:   # neither: both reasons
+        return {**first, "error": f"{first.get('error')}; and {second.get('error')}"}
+    return {**first, "other": {k: v for k, v in second.items() if k != "grids"}}
+
+
+def _memorising_checkpoint(study: Study, nat: Path) -> dict:
     step = engine.saturation_checkpoint(nat, FIT)
     if step is None:
         return {"error": "the natural run never fit its training set (no memorising checkpoint)"}
@@ -155,11 +171,48 @@ def negative_control(study: Study, nat: Path) -> dict:
                         f"the fit, the natural model already answers {acc.get(IID):.2f} of the ID "
                         f"test (>= {LOW})")
         return out
-    p = engine.compare_paths(nat, nat, split=MEMORISED, n=study.scale.compare_queries,
-                             bootstrap=study.scale.bootstrap, device=study.device, step_b=step)
-    out.update(value=p.get("similarity_free"), ci=p.get("free_ci") or [None, None], n=p["n"],
-               free_cells=p.get("free_cells"), cells=p.get("cells"),
-               whole_grid={"value": p["similarity"], "ci": [p["ci_low"], p["ci_high"]]})
+    return {**out, **_paths(study, nat, nat, step)}
+
+
+def _memoriser(study: Study, nat: Path, mem: Path) -> dict:
+    """The memoriser at its fit (the first checkpoint once it answers >= FIT of its training
+    compositions, with their permuted answers): it counts only if it does not answer ID
+    queries there (it cannot compose what it was taught)."""
+    rows = engine.metrics(mem) if (mem / "metrics.jsonl").exists() else []
+    if not rows:
+        return {"error": f"no memoriser run ({mem.name}: a study made before the control "
+                         "existed; remove its stages/claim1.json and rerun to train it)"}
+    key = f"acc/{MEMORISED}"
+    step = engine.saturation_checkpoint(mem, FIT, key=key)
+    if step is None:
+        best = max((r.get(key) or 0 for r in rows), default=0)
+        return {"error": f"the memoriser never fit the training compositions ({MEMORISED} at "
+                         f"most {best:.2f} < {FIT} in {int(rows[-1]['step']):,} steps)"}
+    acc = engine.accuracy_at(mem, step, (IID, MEMORISED))
+    out = {"run": str(mem.relative_to(study.out)), "split": MEMORISED, "step": step,
+           "iid_at_step": acc.get(IID), "train_inferred_at_step": acc.get(MEMORISED)}
+    if (acc.get(IID) or 0) >= LOW:
+        out["error"] = (f"the memoriser composes: at its fit (step {step:,}) it answers "
+                        f"{acc.get(IID):.2f} of the ID test (>= {LOW}), so it is no memoriser")
+        return out
+    p = engine.compare_memoriser(nat, mem, step, MEMORISED, study.scale.compare_queries,
+                                 study.scale.bootstrap)
+    return {**out, **_path_fields(p)}
+
+
+def _paths(study: Study, nat: Path, other: Path, step: int | None) -> dict:
+    return _path_fields(engine.compare_paths(nat, other, split=MEMORISED,
+                                             n=study.scale.compare_queries,
+                                             bootstrap=study.scale.bootstrap,
+                                             device=study.device, step_b=step))
+
+
+def _path_fields(p: dict) -> dict:
+    out = {"value": p.get("similarity_free"), "ci": p.get("free_ci") or [None, None],
+           "n": p["n"], "free_cells": p.get("free_cells"), "cells": p.get("cells"),
+           "whole_grid": {"value": p["similarity"], "ci": [p["ci_low"], p["ci_high"]]}}
+    if p.get("grids"):
+        out["grids"] = p["grids"]
     if p.get("error"):
         out["error"] = p["error"]
     return out
