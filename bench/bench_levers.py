@@ -139,6 +139,19 @@ def _table_row(name, runs, budget):
     return med
 
 
+def _fresh_runner(work: Path, name: str, preset: str):
+    """``run_one`` for :func:`_ablation`: each seed of a recipe as a fresh ``groklab train``
+    process of ``preset`` (bench_grok.fresh_start), its run directory removed after."""
+    def run_one(key, sets, seed):
+        run = work / f"{name}-{key}-{seed}"
+        shutil.rmtree(run, ignore_errors=True)
+        r = fresh_start(run, sets + [f"train.seed={seed}"], preset=preset)
+        shutil.rmtree(run, ignore_errors=True)
+        return {"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
+                "steps": r["steps"]}
+    return run_one
+
+
 def _ablation(table: dict, recipes: list[str], seeds: list[int], budget: int, run_one) -> dict:
     """One table row per recipe: ``run_one(key, overrides, seed) -> run dict`` for each seed."""
     _table_head()
@@ -156,15 +169,7 @@ def bench_tiny(work: Path, seeds: list[int], recipes: list[str]) -> dict:
           f"{','.join(map(str, seeds))}; median wall = the process's wall time (imports, data, "
           f"training), CPU = its user+sys time; budget = the preset's {budget} steps")
 
-    def run_one(key, sets, seed):
-        run = work / f"tiny-{key}-{seed}"
-        shutil.rmtree(run, ignore_errors=True)
-        r = fresh_start(run, sets + [f"train.seed={seed}"])
-        shutil.rmtree(run, ignore_errors=True)
-        return {"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
-                "steps": r["steps"]}
-
-    out = _ablation(TINY_RECIPES, recipes, seeds, budget, run_one)
+    out = _ablation(TINY_RECIPES, recipes, seeds, budget, _fresh_runner(work, "tiny", "tiny"))
     best = out.get("best")
     if best:
         wall = statistics.median(r["wall"] for r in best["runs"])
@@ -212,15 +217,8 @@ def bench_recursive(work: Path, seeds: list[int], recipes: list[str]) -> dict:
           f"one thread, seeds {','.join(map(str, seeds))}, eval every {cfg.train.eval_every}; "
           f"wall/CPU = the process's; budget = the preset's {budget} steps")
 
-    def run_one(key, sets, seed):
-        run = work / f"recursive-{key}-{seed}"
-        shutil.rmtree(run, ignore_errors=True)
-        r = fresh_start(run, sets + [f"train.seed={seed}"], preset="tiny_recursive")
-        shutil.rmtree(run, ignore_errors=True)
-        return {"seed": seed, "id_step": r["first_step"], "wall": r["wall"], "cpu": r["cpu"],
-                "steps": r["steps"]}
-
-    return _ablation(RECURSIVE_RECIPES, recipes, seeds, budget, run_one)
+    return _ablation(RECURSIVE_RECIPES, recipes, seeds, budget,
+                     _fresh_runner(work, "recursive", "tiny_recursive"))
 
 
 def main(argv=None) -> int:
