@@ -250,3 +250,14 @@ def test_lens_blind_labels_every_run_whose_lens_misses_the_bridge_not_only_disso
     assert v.verdict == C.INCONCLUSIVE and v.details["lens_blind"] == ["recursive/natural"]
     assert "lens blind in recursive/natural (the lens finds the bridge on at most 0.150" in v.reason
     assert "neither shown nor ruled out" in v.reason
+
+
+def test_a_negative_control_without_free_cells_says_why():
+    from groklab.study.stages import _path_fields
+    p = {"similarity": 0.66, "ci_low": 0.63, "ci_high": 0.69, "n": 94, "similarity_free": None,
+         "free_ci": [None, None], "cells": 9, "free_cells": 2}
+    out = _path_fields(p)
+    assert out["value"] is None and "2 of 9 tracing cells are free" in out["error"]
+    fails, missing = [], []
+    C._claim1_paths({"negative_control": out}, fails, missing)
+    assert any("no negative control (no free-cell correlation" in m for m in missing)

@@ -215,6 +215,9 @@ def _path_fields(p: dict) -> dict:
         out["grids"] = p["grids"]
     if p.get("error"):
         out["error"] = p["error"]
+    elif out["value"] is None:
+        out["error"] = (f"no free-cell correlation: {out['free_cells']} of {out['cells']} "
+                        "tracing cells are free (the rest are fixed by the architecture)")
     return out
 
 
