@@ -155,7 +155,8 @@ def negative_control(study: Study, nat: Path, fam: str) -> dict:
     first, second = (mem, ckpt) if mem.get("value") is not None or ckpt.get("value") is None \
         else (ckpt, mem)
     if first.get("value") is None:   # neither: both reasons
-        return {**first, "error": f"{first.get('error')}; and {second.get('error')}"}
+        return {**first, "error": f"{first['kind']}: {first.get('error')}; "
+                                  f"{second['kind']}: {second.get('error')}"}
     return {**first, "other": {k: v for k, v in second.items() if k != "grids"}}
 
 
