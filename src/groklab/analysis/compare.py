@@ -265,16 +265,21 @@ def _depth_aligned(trace: dict, lens_stages_a: list, lens_stages_b: list) -> boo
 
 def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
                    corrupt: str | None = None, n: int = 300, seed: int = 0, n_boot: int = 1000,
-                   dataset_b=None, require_correct: bool = True) -> dict:
+                   dataset_b=None, require_correct: bool = True, rule: str = "groklab") -> dict:
     """Lens and tracing of both models on the same queries, with similarity scores + CIs.
     ``corrupt`` defaults to r1 (composition) / e1 (comparison); two comparison runs are
-    compared by :func:`compare_comparison_models`, runs of different tasks are refused."""
+    compared by :func:`compare_comparison_models`, runs of different tasks are refused.
+    ``rule``: the counterfactual rule (groklab | wang, as ``groklab trace --cf-rule``)."""
     if check_same_task(dataset, dataset_b if dataset_b is not None else dataset) == "comparison":
         return compare_comparison_models(model_a, model_b, dataset, split, corrupt or "e1", n,
-                                         seed, n_boot, dataset_b, require_correct)
+                                         seed, n_boot, dataset_b, require_correct, rule)
     corrupt = corrupt or "r1"
     hops = _hops_or_none(dataset, split)
     if hops is not None and hops > 2:
+        if rule != "groklab":   # Wang et al.'s code stops at two hops
+            raise bad_value("cf_rule", rule, f"groklab on the {hops}-hop split {split} (Wang et "
+                            "al.'s counterfactual rules are defined for two-hop composition "
+                            "and comparison only)")
         return compare_khop_models(model_a, model_b, dataset, split, corrupt, n, seed, n_boot,
                                    dataset_b, require_correct)
     if corrupt not in CORRUPTIONS:  # before the lens runs: a typo costs nothing
@@ -298,10 +303,11 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
                                              pos_a, pos_b, n_boot, seed),
     }
     cf = prepare_counterfactuals([model_a, model_b], dataset, split, corrupt, n, seed,
-                                 require_correct)
+                                 require_correct, rule=rule)
     trace = compare_traces(model_a, model_b, cf, n_boot, seed, cols)
     return {
         "task": "composition", "hops": 2, "split": split, "seed": seed, "n_boot": n_boot,
+        "cf_rule": rule,
         "depth_aligned": _depth_aligned(trace, lens_a.stages, lens_b.stages),
         "similarity": {
             "trace_restored_corr": trace["restored_corr"]["value"],
@@ -448,7 +454,7 @@ def compare_comparison_lens(lens_a, lens_b, n_boot: int, seed: int) -> dict:
 def compare_comparison_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
                               corrupt: str = "e1", n: int = 300, seed: int = 0,
                               n_boot: int = 1000, dataset_b=None,
-                              require_correct: bool = True) -> dict:
+                              require_correct: bool = True, rule: str = "groklab") -> dict:
     """:func:`compare_models` for two comparison runs: the comparison lens and the tracing with
     label-flipping counterfactuals (analysis/comparison.py), the same queries and the same
     counterfactuals for both (kept where both answer clean and corrupted right)."""
@@ -462,11 +468,12 @@ def compare_comparison_models(model_a, model_b, dataset, split: str = "test_infe
     lens = compare_comparison_lens(comparison_lens(model_a, dataset, queries),
                                    comparison_lens(model_b, dataset, queries), n_boot, seed)
     cf = keep_answered([model_a, model_b],
-                       build_comparison_counterfactuals(dataset, queries, corrupt, seed=seed),
+                       build_comparison_counterfactuals(dataset, queries, corrupt, seed=seed,
+                                                        rule=rule),
                        split, require_correct)
     trace = compare_traces(model_a, model_b, cf, n_boot, seed)
     return {
-        "task": "comparison", "split": split, "seed": seed, "n_boot": n_boot,
+        "task": "comparison", "split": split, "seed": seed, "n_boot": n_boot, "cf_rule": rule,
         "depth_aligned": _depth_aligned(trace, lens["a"]["stages"], lens["b"]["stages"]),
         "similarity": {
             "trace_restored_corr": trace["restored_corr"]["value"],

@@ -122,6 +122,9 @@ def register(sub) -> None:
     comp.add_argument("--include-wrong", action="store_true",
                       help="also trace queries a model gets wrong (clean or corrupted); by "
                       "default only queries both models answer right in both runs are traced")
+    comp.add_argument("--cf-rule", choices=("groklab", "wang"), default="groklab",
+                      help="counterfactual rule, as for `groklab trace`: groklab (default) or "
+                      "wang (Wang et al.'s; two-hop composition and comparison runs only)")
     _common(comp, n_default=300)
     comp.set_defaults(func=cmd_compare)
 
@@ -608,7 +611,7 @@ def cmd_compare(args) -> int:
     model_b, data_b, step_b = load_at(path_b, step_b, device)
     result = compare_models(model_a, model_b, data_a, args.split, args.corrupt, args.n,
                             args.seed, args.boot, dataset_b=data_b,
-                            require_correct=not args.include_wrong)
+                            require_correct=not args.include_wrong, rule=args.cf_rule)
     corrupt = result["trace"]["corrupt"]
     name = (f"compare_{args.split}_{corrupt}_step{step_a}_vs_"
             f"{slug(path_b.resolve().name)}_step{step_b}")
