@@ -155,3 +155,12 @@ def test_trace_cf_rule_wang_on_a_khop_split_is_refused(runs, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cf_rule='wang' is invalid" in err, err
     assert "groklab on the 3-hop split" in err and "two-hop composition and comparison" in err
+
+
+def test_compare_cf_rule_wang_on_a_khop_split_is_refused(runs, capsys):
+    a, b = runs
+    assert main(["compare", str(a), str(b), "--split", H3, "--cf-rule", "wang",
+                 "--include-wrong"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cf_rule='wang' is invalid" in err, err
+    assert "groklab on the 3-hop split" in err
