@@ -43,7 +43,7 @@ from groklab.analysis.comparison import (ValueTable, build_comparison_counterfac
                                          comparison_queries, query_values)
 from groklab.analysis.comparison_lens import comparison_lens, summarize_comparison_lens
 from groklab.analysis.counterfactual import CORRUPTIONS
-from groklab.analysis.khop import (_order_summary, corrupt_index, khop_counterfactuals,
+from groklab.analysis.khop import (_order_summary, check_khop_rule, corrupt_index, khop_counterfactuals,
                                    khop_queries, split_hops)
 from groklab.analysis.lens import (LensResult, _ranks, first_found_stage, lens_ranks,
                                    resolve_positions, summarize_lens)
@@ -276,10 +276,7 @@ def compare_models(model_a, model_b, dataset, split: str = "test_inferred_iid",
     corrupt = corrupt or "r1"
     hops = _hops_or_none(dataset, split)
     if hops is not None and hops > 2:
-        if rule != "groklab":   # Wang et al.'s code stops at two hops
-            raise bad_value("cf_rule", rule, f"groklab on the {hops}-hop split {split} (Wang et "
-                            "al.'s counterfactual rules are defined for two-hop composition "
-                            "and comparison only)")
+        check_khop_rule(rule, hops, split)
         return compare_khop_models(model_a, model_b, dataset, split, corrupt, n, seed, n_boot,
                                    dataset_b, require_correct)
     if corrupt not in CORRUPTIONS:  # before the lens runs: a typo costs nothing

@@ -171,6 +171,14 @@ def _order_summary(hit: np.ndarray, stages: list[str], positions: list[str]) -> 
 
 # ---------------------------------------------------------------- tracing: any input token
 
+def check_khop_rule(rule: str, hops: int, split: str) -> None:
+    """Wang et al.'s counterfactual rules stop at two hops: on a K-hop split only groklab's."""
+    if rule != "groklab":
+        raise bad_value("cf_rule", rule, f"groklab on the {hops}-hop split {split} (Wang et "
+                        "al.'s counterfactual rules are defined for two-hop composition and "
+                        "comparison only)")
+
+
 def corrupt_index(corrupt: str, k: int) -> int:
     """Input position of ``corrupt`` (``h``, ``r1`` .. ``rk``)."""
     names = khop_labels(k, "causal")

@@ -11,14 +11,12 @@ stand cell for cell on the same inputs, as in :func:`groklab.analysis.compare.co
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from groklab.analysis.compare import answer_columns, check_layouts, compare_traces
 from groklab.analysis.counterfactual import Counterfactuals
-from groklab.analysis.queries import Queries
-from groklab.analysis.tracing import (batched_answer_logits, correct_mask, prepare_counterfactuals,
-                                     subset_counterfactuals)
+from groklab.analysis.queries import Queries, batched_answer_logits
+from groklab.analysis.tracing import prepare_counterfactuals, subset_counterfactuals
 from groklab.data.rows import IN0, IN1, IN2, LENGTH, TARGET, TWO_HOP_LENGTH
 from groklab.errors import GroklabError
 
@@ -50,11 +48,15 @@ def compare_with_memoriser(model_a, dataset_a, model_b, dataset_b, split: str = 
     table = answer_table(dataset_b)
     cf_b = Counterfactuals(cf.corrupt, _relabel(cf.clean, table), _relabel(cf.corrupted, table),
                            dict(cf.stats))
-    # as for A (whose counterfactual flips the true answer), the corruption must change B's
-    # answer, or restoring any state "restores" it for free
-    flips = batched_answer_logits(model_b, cf_b.corrupted.input_ids,
-                                  cf_b.corrupted.answer_pos).argmax(-1) != cf_b.clean.target
-    keep = (cf_b.clean.target.numpy() != UNDEFINED) & correct_mask(model_b, cf_b) & flips.numpy()
+    clean = batched_answer_logits(model_b, cf_b.clean.input_ids, cf_b.clean.answer_pos).argmax(-1)
+    corr = batched_answer_logits(model_b, cf_b.corrupted.input_ids,
+                                 cf_b.corrupted.answer_pos).argmax(-1)
+    t, t_corr = cf_b.clean.target, cf_b.corrupted.target
+    # B right clean and corrupted (where it was taught the corrupted query), and, as for A
+    # (whose counterfactual flips the true answer), the corruption changes B's answer, or
+    # restoring any state "restores" it for free
+    keep = ((t != UNDEFINED) & (clean == t) & ((corr == t_corr) | (t_corr == UNDEFINED))
+            & (corr != t)).numpy()
     if not keep.any():
         raise GroklabError(f"split={split!r}: the memoriser answers none of the {len(keep)} "
                            "traceable queries with its trained answers (allowed: a memoriser "
@@ -62,6 +64,4 @@ def compare_with_memoriser(model_a, dataset_a, model_b, dataset_b, split: str = 
     stats = {"both_correct": int(keep.sum())}
     cf, cf_b = subset_counterfactuals(cf, keep, **stats), subset_counterfactuals(cf_b, keep, **stats)
     cols = answer_columns(model_a, 3, cf.clean.input_ids.shape[1])
-    out = compare_traces(model_a, model_b, cf, n_boot, seed, cols, cf_b=cf_b)
-    out["memoriser_corrupted_defined"] = float(np.mean(cf_b.corrupted.target.numpy() != UNDEFINED))
-    return out
+    return compare_traces(model_a, model_b, cf, n_boot, seed, cols, cf_b=cf_b)

@@ -465,12 +465,9 @@ def cmd_trace(args) -> int:
         cf = _comparison_counterfactuals(args, model, dataset, rows)
     elif hops is not None and hops > 2:
         args.corrupt = args.corrupt or "r1"  # k-hop queries: any input token (analysis/khop.py)
-        if args.cf_rule != "groklab":  # Wang et al.'s code stops at two hops
-            from groklab.errors import bad_value
-            raise bad_value("cf_rule", args.cf_rule, f"groklab on the {hops}-hop split "
-                            f"{args.split} (Wang et al.'s counterfactual rules are defined for "
-                            "two-hop composition and comparison only)")
-        from groklab.analysis.khop import prepare_khop_counterfactuals
+        from groklab.analysis.khop import check_khop_rule, prepare_khop_counterfactuals
+
+        check_khop_rule(args.cf_rule, hops, args.split)
 
         cf = prepare_khop_counterfactuals(model, dataset, args.split, args.corrupt, args.n,
                                           args.seed, require_correct=not args.include_wrong,

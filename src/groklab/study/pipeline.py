@@ -176,10 +176,12 @@ class Study:
             cfg["phi"] = "max"
         return cfg
 
-    def _config(self, family: str, source: str, finetune: bool = False) -> dict:
+    def _config(self, family: str, source: str, finetune: bool = False,
+                steps: int | None = None) -> dict:
         data = INJECTED if finetune else source
-        steps = (self.scale.finetune_steps if finetune
-                 else self.scale.steps_for(family, source))
+        if steps is None:
+            steps = (self.scale.finetune_steps if finetune
+                     else self.scale.steps_for(family, source))
         every = self.scale.finetune_eval_every if finetune else self.scale.eval_every[family]
         return engine.run_config(self.scale, family, data_path=self.data_dir(data), steps=steps,
                                  eval_every=every, device=self.device, finetune=finetune,
@@ -219,17 +221,16 @@ class Study:
         """Claim 1's negative control per family: the family's recipe on the natural dataset
         with its compositions' answers permuted (groklab.data.memorise), for at most the
         natural run's budget (or the scale's ``source_steps`` for it), stopped once it fits
-        them. Its dataset is made here, not in the
-        data stage, so that studies whose data stage finished before the control existed get
-        it too."""
+        them. Its dataset is made here, not in the data stage, so that studies whose data
+        stage finished before the control existed get it too."""
         from groklab.study.claims import FIT
         engine.make_shuffled(self.data_dir(GROKKED), self.data_dir(MEMORISER), self.graph_seed)
         specs = []
         for fam in self.families:
-            cfg = self._config(fam, MEMORISER)
             budget = self.scale.source_steps.get(fam, {}).get(
                 MEMORISER, self.scale.steps_for(fam, GROKKED))
-            cfg["train"] = dict(cfg["train"], steps=budget, stop_at=[f"train_inferred>={FIT}"])
+            cfg = self._config(fam, MEMORISER, steps=budget)
+            cfg["train"] = dict(cfg["train"], stop_at=[f"train_inferred>={FIT}"])
             specs.append(self._spec("pretrain", fam, MEMORISER, cfg))
         return specs
 

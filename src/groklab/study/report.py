@@ -425,9 +425,7 @@ def _claim1(doc: D.Document, ev: dict, figs: dict, v: dict) -> None:
             "family's recipe trained on the natural dataset with its compositions' answers "
             f"permuted, at its fit, valid only if it then answers < {claims.LOW} of the ID test), "
             "or where it gives no comparison the natural run's memorising checkpoint. A high "
-            "correlation "
-            "alone is necessary for "
-            "the claim, not sufficient."))
+            "correlation alone is necessary for the claim, not sufficient."))
     for fam in ev["study"]["families"]:
         if f"paths-{fam}" in figs:
             doc.add(D.Figure(figs[f"paths-{fam}"], f"{fam}: the two models' inference paths"))
