@@ -12,7 +12,7 @@ import pytest
 from groklab.cli import main
 from groklab.study import engine
 from groklab.study.pipeline import STAGES
-from groklab.study.scales import CONTROL, REGIMES
+from groklab.study.scales import CONTROL, REGIMES, get_scale
 from groklab.train.metrics import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -67,6 +67,23 @@ def test_every_stage_produced_its_outputs(study):
         assert (study / "analysis" / f"{name}.json").is_file()
     for fig in ("curves-decoder", "curves-recursive", "transfer-decoder", "compute"):
         assert (study / "figures" / f"{fig}.png").stat().st_size > 1000
+
+
+def test_estimate_counts_the_runs_the_study_trained(study):
+    """`--estimate-only`'s rows are the runs the pipeline trains, at most their steps each."""
+    from groklab.study.cost import estimate
+    rows = estimate(get_scale("micro"), FAMILIES, {f: 1 for f in FAMILIES}, anchor_params=1)
+    for fam in FAMILIES:
+        want = {kind: sum(r.runs for r in rows if r.family == fam and r.kind in kinds)
+                for kind, kinds in (("pretrain", ("pretrain", "memoriser")), ("finetune", ("finetune",)))}
+        ceiling = max(r.steps for r in rows if r.family == fam)
+        for kind in ("pretrain", "finetune"):
+            runs = [p for p in (study / "runs" / kind).iterdir() if p.name.startswith(f"{fam}-")]
+            # the saturated finetune needs both_full to have fit; every other run always trains
+            saturated = (study / "runs/finetune" / f"{fam}-both_full_saturated").is_dir()
+            assert len(runs) == want[kind] - (kind == "finetune" and not saturated), (fam, kind)
+            for run in runs:
+                assert json.loads((run / "summary.json").read_text())["steps"] <= ceiling
 
 
 def test_report_has_each_claims_table_and_verdict(study):

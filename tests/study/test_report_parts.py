@@ -59,7 +59,15 @@ def test_estimate_counts_each_sources_own_budget():
     rows = cost.estimate(scale, ("recursive",), {"recursive": 100_000}, anchor_params=7_000_000)
     pre = {r.steps: r.runs for r in rows if r.kind == "pretrain"}
     assert pre == {2500: 1, 6000: 4, 8500: 1}
-    assert cost.totals(rows)["steps"] == 2500 + 4 * 6000 + 8500 + 6 * scale.finetune_steps
+    # claim 1's memoriser at its ceiling (the natural budget); finetunes: five regimes, scratch
+    # and both_full at saturation
+    assert [(r.runs, r.steps) for r in rows if r.kind == "memoriser"] == [(1, 8500)]
+    assert [r.runs for r in rows if r.kind == "finetune"] == [7]
+    per_seed = 2500 + 4 * 6000 + 8500 + 8500 + 7 * scale.finetune_steps
+    assert cost.totals(rows)["steps"] == per_seed
+    three = cost.estimate(scale, ("recursive",), {"recursive": 100_000}, 7_000_000, seeds=3)
+    assert cost.totals(three)["steps"] == 3 * per_seed
+    assert cost.totals(three)["runs"] == 3 * cost.totals(rows)["runs"] == 3 * 14
 
 
 def test_paper_scale_prints_estimate_and_needs_yes(tmp_path):

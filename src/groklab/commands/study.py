@@ -73,8 +73,10 @@ def run_reproduce(args) -> int:
     resolve_device(args.device)  # a missing CUDA is refused before the study directory exists
     jobs = _parse_jobs(args.jobs, args.device)
 
+    seeds = check_range("seeds", args.seeds, 1, 100)
     if scale.gpu_job or scale.name == "small" or args.estimate_only:
-        print(format_estimate(scale, *_estimate(scale, families)))
+        rows, data_items = _estimate(scale, families, seeds)
+        print(format_estimate(scale, rows, data_items, seeds))
         if args.estimate_only:
             return 0
         if scale.gpu_job and not args.yes:
@@ -91,7 +93,6 @@ def run_reproduce(args) -> int:
 
     log(f"groklab reproduce: scale {scale.name}, models {','.join(families)}, device "
         f"{args.device}, jobs {jobs}, out {args.out}")
-    seeds = check_range("seeds", args.seeds, 1, 100)
     if args.vary_graph and seeds == 1:
         raise GroklabError("vary_graph=True is invalid with seeds=1 (allowed: --vary-graph with "
                            "--seeds N, N >= 2)")
@@ -120,7 +121,7 @@ def _parse_jobs(text, device: str) -> int:
     return check_range("jobs", jobs, 1, 64)
 
 
-def _estimate(scale, families):
+def _estimate(scale, families, seeds=1):
     from groklab.data.vocab import composition_vocab
     from groklab.study.cost import estimate
     from groklab.study.engine import n_params
@@ -130,4 +131,4 @@ def _estimate(scale, families):
     anchor = params.get("recursive") or n_params(scale.models["recursive"], vocab)
     data_items = 6 * int(round(scale.data["phi"] * scale.data["entities"]
                                * scale.data["out_degree"] * (1 - scale.data["ood_ratio"])))
-    return estimate(scale, families, params, anchor), data_items
+    return estimate(scale, families, params, anchor, seeds), data_items

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from groklab.study.compute import flops_per_step
+from groklab.study.layout import SATURATED, SCRATCH
 from groklab.study.scales import CONTROL, REGIMES, SCALES, StudyScale
 
 ANCHOR_HOURS = 50.0          # study.md section 7: TRM pretraining, paper size, H100
@@ -20,11 +21,12 @@ ANCHOR_STEPS = 1_600_000
 STEP_FLOOR_S = 0.004         # per-step launch/latency floor on a GPU
 BYTES_PER_PARAM_CKPT = 16    # fp32 weights + EMA + two AdamW moments
 DATA_BYTES_PER_ITEM = 28     # int32 x 7 columns per split row
+FINETUNE_SOURCES = (*REGIMES, SCRATCH, SATURATED)   # claim 3's finetunes + claim 1's
 
 
 @dataclass
 class RunCost:
-    kind: str          # "pretrain" | "finetune"
+    kind: str          # "pretrain" | "memoriser" (claim 1's control: a ceiling) | "finetune"
     family: str
     runs: int
     steps: int         # per run
@@ -55,8 +57,13 @@ def effective_flops(anchor_flops_per_step: float) -> float:
 
 
 def estimate(scale: StudyScale, families: tuple[str, ...], n_params: dict[str, int],
-             anchor_params: int) -> list[RunCost]:
-    """Cost per run kind and family. ``anchor_params``: parameters of the paper TRM."""
+             anchor_params: int, seeds: int = 1) -> list[RunCost]:
+    """Cost per run kind and family, for ``seeds`` replicas of the study. ``anchor_params``:
+    parameters of the paper TRM.
+
+    Every run the pipeline trains is counted: the regimes' and the control's pretraining, claim
+    1's memoriser (at its ceiling: it stops at its fit) and the finetunes (claim 3's per regime
+    and from scratch, claim 1's from both_full at saturation)."""
     batch = int(scale.train.get("batch_size", 512))
     anchor_model = SCALES["paper"].models["recursive"]   # the study's TRM, study.md s. 9
     rate = effective_flops(flops_per_step(anchor_params, anchor_model, 512))
@@ -73,10 +80,11 @@ def estimate(scale: StudyScale, families: tuple[str, ...], n_params: dict[str, i
             steps = scale.steps_for(fam, source)
             budgets[steps] = budgets.get(steps, 0) + 1
         kinds = [("pretrain", runs, steps) for steps, runs in sorted(budgets.items())]
-        kinds.append(("finetune", len(REGIMES) + 1, scale.finetune_steps))
+        kinds.append(("memoriser", 1, scale.memoriser_steps(fam)))
+        kinds.append(("finetune", len(FINETUNE_SOURCES), scale.finetune_steps))
         for kind, runs, steps in kinds:
             ckpt = n_params[fam] * BYTES_PER_PARAM_CKPT * n_checkpoints(schedule, steps)
-            rows.append(RunCost(kind, fam, runs, steps, per_step * steps,
+            rows.append(RunCost(kind, fam, runs * seeds, steps, per_step * steps,
                                 seconds_per_step * steps / 3600.0, ckpt))
     return rows
 
@@ -91,9 +99,11 @@ def totals(rows: list[RunCost]) -> dict:
     }
 
 
-def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0) -> str:
+def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0,
+                    seeds: int = 1) -> str:
     """A table for the terminal, ending with the totals and how they were estimated."""
-    lines = [f"Cost estimate for --scale {scale.name} (an estimate, not a measurement):",
+    over = f", {seeds} seeds" if seeds > 1 else ""
+    lines = [f"Cost estimate for --scale {scale.name}{over} (an estimate, not a measurement):",
              f"  {'kind':9} {'family':10} {'runs':>4} {'steps/run':>11} {'PFLOP/run':>10} "
              f"{'GPU-h/run':>10} {'disk/run':>9}"]
     for r in rows:
@@ -106,5 +116,6 @@ def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0)
     lines.append(f"  GPU-hours assume the effective throughput implied by the study's anchor "
                  f"({ANCHOR_HOURS:.0f} H100-hours per {ANCHOR_STEPS:,}-step TRM run), floor "
                  f"{STEP_FLOOR_S * 1000:.0f} ms/step; disk assumes {BYTES_PER_PARAM_CKPT} bytes per "
-                 f"parameter per checkpoint.")
+                 f"parameter per checkpoint; the memoriser's steps are its ceiling (it stops "
+                 f"once it fits).")
     return "\n".join(lines)

@@ -227,9 +227,7 @@ class Study:
         engine.make_shuffled(self.data_dir(GROKKED), self.data_dir(MEMORISER), self.graph_seed)
         specs = []
         for fam in self.families:
-            budget = self.scale.source_steps.get(fam, {}).get(
-                MEMORISER, self.scale.steps_for(fam, GROKKED))
-            cfg = self._config(fam, MEMORISER, steps=budget)
+            cfg = self._config(fam, MEMORISER, steps=self.scale.memoriser_steps(fam))
             cfg["train"] = dict(cfg["train"], stop_at=[f"train_inferred>={FIT}"])
             specs.append(self._spec("pretrain", fam, MEMORISER, cfg))
         return specs

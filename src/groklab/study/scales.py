@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from groklab.data.config import REGIMES as data_regimes
 from groklab.errors import bad_value
 from groklab.models.config import FAMILIES as MODEL_FAMILIES
+from groklab.study.layout import GROKKED, MEMORISER
 
 # the study's five regimes and the three families, named once in the data and model layers
 REGIMES = tuple(data_regimes)
@@ -61,6 +62,11 @@ class StudyScale:
 
     def steps_for(self, family: str, source: str) -> int:
         return self.source_steps.get(family, {}).get(source, self.pretrain_steps[family])
+
+    def memoriser_steps(self, family: str) -> int:
+        """Claim 1's memoriser's budget: its own ``source_steps`` entry, else the natural run's.
+        A ceiling: the run stops once it fits its (permuted) training answers."""
+        return self.source_steps.get(family, {}).get(MEMORISER, self.steps_for(family, GROKKED))
 
 
 def _scale(name, *, data, inject, models, optim, train, pretrain_steps, eval_every,
