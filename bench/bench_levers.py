@@ -97,6 +97,14 @@ PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
     # AdamW lr 2e-3 constant after 100 warmup steps, wd 1.0, weight EMA .99 (no Grokfast)
     "ema-const-wd1": ("ema .99, lr 2e-3 constant, wd 1.0", EMA_RECIPE),
     "ema-const-wd1-muon": ("ema .99, lr 2e-3 constant, wd 1.0, + muon", EMA_RECIPE + MUON),
+    # the tiny preset's fastest recipe (Muon + EMA .99, lr 8e-3, the tiny preset's cosine and wd
+    # 0.1) carried over to phi = 7.2; then with the tiny preset's init (std 0.1, 8 heads) as well
+    "muon-ema99-lr8": ("tiny's best: muon + ema .99, lr 8e-3", MUON + EMA99 + ["optim.lr=8e-3"]),
+    "muon-ema99-lr8-init": ("tiny's best + init std 0.1, 8 heads",
+                            MUON + EMA99 + ["optim.lr=8e-3", "model.init_std=0.1", "model.n_heads=8"]),
+    "muon-ema99-lr4-wd1": ("muon + ema .99, lr 4e-3, wd 1.0", MUON + EMA99 + ["optim.lr=4e-3"] + WD1),
+    "ema-const-wd1-muon-lr4": ("ema .99, lr 4e-3 constant, wd 1.0, + muon",
+                               EMA_RECIPE + MUON + ["optim.lr=4e-3"]),
 }
 
 

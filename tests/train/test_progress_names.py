@@ -17,7 +17,7 @@ def test_progress_bar_uses_plain_split_names(tmp_path, capfd):
     out, err = capfd.readouterr()
     bar = err.replace("\r", "\n").strip().splitlines()
     last = next(line for line in reversed(bar) if "40/40" in line)
-    for name in ("loss=", "train=", "test_id=", "test_ood=", "facts_id=", "facts_ood=", "train_2hop="):
+    for name in ("loss=", "train=", "test_id=", "test_ood=", "facts_id=", "facts_ood=", "train_inferred="):
         assert name in last, last
     for old in (" id=", " ood=", " inf=", " iid=", "ood2="):
         assert old not in err

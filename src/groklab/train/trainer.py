@@ -41,8 +41,9 @@ COMPILE_BACKEND = "inductor"  # torch.compile backend of train.compile (tests us
 # gains: docs/performance.md)
 COMPILE_MODE = {"cuda": "reduce-overhead"}
 # progress-bar names of the probes: plain words without spaces, so `name=value` pairs read
-# unambiguously (other splits show their own names)
-SHORT_NAMES = {"id_atomic": "facts_id", "ood_atomic": "facts_ood", "train_inferred": "train_2hop",
+# unambiguously (other splits, train_inferred among them: its queries are comparisons or
+# k-hop chains on some tasks, so no "2hop" there, show their own names)
+SHORT_NAMES = {"id_atomic": "facts_id", "ood_atomic": "facts_ood",
                "test_inferred_iid": "test_id", "test_inferred_ood": "test_ood"}
 
 
