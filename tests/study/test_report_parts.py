@@ -68,6 +68,8 @@ def test_estimate_counts_each_sources_own_budget():
     three = cost.estimate(scale, ("recursive",), {"recursive": 100_000}, 7_000_000, seeds=3)
     assert cost.totals(three)["steps"] == 3 * per_seed
     assert cost.totals(three)["runs"] == 3 * cost.totals(rows)["runs"] == 3 * 14
+    text = cost.format_estimate(scale, three, seeds=3)
+    assert "3 seeds" in text and "CPU core-hours" in text and "memoriser" in text
 
 
 def test_paper_scale_prints_estimate_and_needs_yes(tmp_path):

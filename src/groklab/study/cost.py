@@ -19,6 +19,9 @@ from groklab.study.scales import CONTROL, REGIMES, SCALES, StudyScale
 ANCHOR_HOURS = 50.0          # study.md section 7: TRM pretraining, paper size, H100
 ANCHOR_STEPS = 1_600_000
 STEP_FLOOR_S = 0.004         # per-step launch/latency floor on a GPU
+# effective FLOP/s of one CPU core for a study run, evaluations and lens included: the median
+# of the cpu-scale runs measured on a 2-core CPU (docs/study.md, "What a study costs")
+CPU_CORE_FLOPS = 30e9
 BYTES_PER_PARAM_CKPT = 16    # fp32 weights + EMA + two AdamW moments
 DATA_BYTES_PER_ITEM = 28     # int32 x 7 columns per split row
 FINETUNE_SOURCES = (*REGIMES, SCRATCH, SATURATED)   # claim 3's finetunes + claim 1's
@@ -33,6 +36,11 @@ class RunCost:
     flops: float       # per run
     gpu_hours: float   # per run
     disk_bytes: float  # per run
+
+    @property
+    def cpu_hours(self) -> float:
+        """One CPU core's hours for one run, at CPU_CORE_FLOPS."""
+        return self.flops / CPU_CORE_FLOPS / 3600.0
 
 
 def n_checkpoints(schedule, steps: int) -> int:
@@ -95,6 +103,7 @@ def totals(rows: list[RunCost]) -> dict:
         "steps": sum(r.runs * r.steps for r in rows),
         "flops": sum(r.runs * r.flops for r in rows),
         "gpu_hours": sum(r.runs * r.gpu_hours for r in rows),
+        "cpu_hours": sum(r.runs * r.cpu_hours for r in rows),
         "disk_gb": sum(r.runs * r.disk_bytes for r in rows) / 1e9,
     }
 
@@ -105,17 +114,21 @@ def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0,
     over = f", {seeds} seeds" if seeds > 1 else ""
     lines = [f"Cost estimate for --scale {scale.name}{over} (an estimate, not a measurement):",
              f"  {'kind':9} {'family':10} {'runs':>4} {'steps/run':>11} {'PFLOP/run':>10} "
-             f"{'GPU-h/run':>10} {'disk/run':>9}"]
+             f"{'GPU-h/run':>10} {'CPU-h/run':>10} {'disk/run':>9}"]
     for r in rows:
-        lines.append(f"  {r.kind:9} {r.family:10} {r.runs:>4} {r.steps:>11,} {r.flops / 1e15:>10.1f} "
-                     f"{r.gpu_hours:>10.1f} {r.disk_bytes / 1e9:>7.2f}GB")
+        lines.append(f"  {r.kind:9} {r.family:10} {r.runs:>4} {r.steps:>11,} {r.flops / 1e15:>10.3g} "
+                     f"{r.gpu_hours:>10.3g} {r.cpu_hours:>10.3g} {r.disk_bytes / 1e9:>7.2f}GB")
     t = totals(rows)
     disk = t["disk_gb"] + data_items * DATA_BYTES_PER_ITEM / 1e9
-    lines.append(f"  total: {t['runs']} runs, {t['steps']:,} steps, {t['flops'] / 1e18:.1f} EFLOP, "
-                 f"~{t['gpu_hours']:,.0f} GPU-hours (H100 class, one run per GPU), ~{disk:.1f} GB disk")
+    cpu = ("" if scale.gpu_job else f"~{t['cpu_hours']:,.1f} CPU core-hours (~{t['cpu_hours'] / 2:,.1f} "
+           f"h wall with --jobs 2 on 2 cores), ")
+    lines.append(f"  total: {t['runs']} runs, {t['steps']:,} steps, {t['flops'] / 1e15:,.3g} PFLOP, "
+                 f"~{t['gpu_hours']:,.3g} GPU-hours (H100 class, one run per GPU), {cpu}"
+                 f"~{disk:.1f} GB disk")
     lines.append(f"  GPU-hours assume the effective throughput implied by the study's anchor "
                  f"({ANCHOR_HOURS:.0f} H100-hours per {ANCHOR_STEPS:,}-step TRM run), floor "
-                 f"{STEP_FLOOR_S * 1000:.0f} ms/step; disk assumes {BYTES_PER_PARAM_CKPT} bytes per "
+                 f"{STEP_FLOOR_S * 1000:.0f} ms/step; CPU-hours assume {CPU_CORE_FLOPS / 1e9:.0f} "
+                 f"GFLOP/s per core (measured on the cpu scales: 16-60); disk assumes {BYTES_PER_PARAM_CKPT} bytes per "
                  f"parameter per checkpoint; the memoriser's steps are its ceiling (it stops "
                  f"once it fits).")
     return "\n".join(lines)
