@@ -79,6 +79,9 @@ TINY_RECIPES = {  # key: (name, overrides of the tiny preset)
                             MUON + EMA99 + ["optim.lr=4e-3", "train.batch_size=512"]),
     "muon-ema99-lr8-b512": ("+ muon + ema .99, lr 8e-3, batch 512",
                             MUON + EMA99 + ["optim.lr=8e-3", "train.batch_size=512"]),
+    "muon-ema99-lr8-b512-bf16": ("+ muon + ema .99, lr 8e-3, batch 512, bf16",
+                                 MUON + EMA99 + ["optim.lr=8e-3", "train.batch_size=512",
+                                                 "train.amp=bf16"]),
     "muon-ema99-lr8-b1024": ("+ muon + ema .99, lr 8e-3, batch 1024",
                              MUON + EMA99 + ["optim.lr=8e-3", "train.batch_size=1024"]),
 }
@@ -105,6 +108,8 @@ PHI72_LEVERS = {  # key: (name, overrides on top of PHI72_BASE)
     "muon-ema99-lr4-wd1": ("muon + ema .99, lr 4e-3, wd 1.0", MUON + EMA99 + ["optim.lr=4e-3"] + WD1),
     "ema-const-wd1-muon-lr4": ("ema .99, lr 4e-3 constant, wd 1.0, + muon",
                                EMA_RECIPE + MUON + ["optim.lr=4e-3"]),
+    "ema-const-wd1-muon-lr8": ("ema .99, lr 8e-3 constant, wd 1.0, + muon",
+                               EMA_RECIPE + MUON + ["optim.lr=8e-3"]),
 }
 
 
