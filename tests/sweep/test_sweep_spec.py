@@ -84,7 +84,7 @@ def test_missing_base_and_bad_yaml(tmp_path):
     with pytest.raises(GroklabError, match=r"sweep=.*an existing sweep YAML file"):
         load_sweep(tmp_path / "missing.yaml")
     with pytest.raises(GroklabError, match=r"sweep='nope' is invalid .*bundled sweep "
-                                           r"\(exposure, khop, khop_recursive, micro, phi\)"):
+                                           r"\(exposure, khop, khop_recursive, khop_tiny, micro, phi\)"):
         load_sweep("nope")
 
 
