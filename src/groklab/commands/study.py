@@ -8,7 +8,7 @@ from groklab.errors import GroklabError, check_range
 
 # the scales' names, here so that `groklab --help` need not import torch; equal to
 # groklab.study.SCALES (tests/study/test_scales.py checks it)
-SCALE_NAMES = ("micro", "tiny", "cpu", "cpu_l6", "cpu_l6_long", "small", "paper")
+SCALE_NAMES = ("micro", "tiny", "cpu", "cpu_grok", "cpu_l6", "cpu_l6_long", "small", "paper")
 
 
 def register(sub) -> None:
