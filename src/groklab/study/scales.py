@@ -160,8 +160,8 @@ _CPU = replace(
 )
 
 # `groklab reproduce --scale cpu_grok --models recursive`: the cpu scale with the TRM's weight
-# decay at 0.1 instead of 1.0. With wd 1.0 the natural TRM generalised while fitting (ID .92 at
-# its fit, every seed), so claim 1 had no grokked model; a single natural run with wd 0.1 fit at
+# decay at 0.1 instead of 1.0. With wd 1.0 the natural TRM generalised before it fit (ID .98-.99
+# at its fit, every seed), so claim 1 had no grokked model; a single natural run with wd 0.1 fit at
 # step 600 with ID .45 and reached ID .9 at 2,700 (docs/study.md, "A natural TRM that memorises
 # first"). Only the TRM's recipe differs from cpu.
 _CPU_GROK = replace(
