@@ -80,6 +80,11 @@ def test_claim1_verdicts():
     # a model that does not compose ID queries makes its family ineligible
     v = C.judge_claim1([_c1("decoder", 0.95, 0.9, 0.99, a=0.4)])
     assert v.verdict == C.INCONCLUSIVE and "does not compose" in v.reason
+    # ... and the reason names which model fell short, with its accuracy
+    assert "the natural model answers 0.400" in v.reason and "both_full at" not in v.reason
+    v = C.judge_claim1([_c1("recursive", 0.95, 0.9, 0.99, b=0.592)])
+    assert "both_full at training saturation answers 0.592" in v.reason
+    assert "the natural model answers" not in v.reason
     # families disagree -> inconclusive
     mixed = [_c1("decoder", 0.95, 0.9, 0.99), _c1("recursive", 0.3, 0.1, 0.5)]
     assert C.judge_claim1(mixed).verdict == C.INCONCLUSIVE

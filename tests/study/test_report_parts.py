@@ -70,6 +70,9 @@ def test_estimate_counts_each_sources_own_budget():
     assert cost.totals(three)["runs"] == 3 * cost.totals(rows)["runs"] == 3 * 14
     text = cost.format_estimate(scale, three, seeds=3)
     assert "3 seeds" in text and "CPU core-hours" in text and "memoriser" in text
+    # the wall figure divides the core-hours by the parallel jobs asked for
+    core_h = cost.totals(three)["cpu_hours"]
+    assert f"~{core_h / 4:,.1f} h wall with --jobs 4" in cost.format_estimate(scale, three, 3, jobs=4)
 
 
 def test_paper_scale_prints_estimate_and_needs_yes(tmp_path):

@@ -76,7 +76,7 @@ def run_reproduce(args) -> int:
     seeds = check_range("seeds", args.seeds, 1, 100)
     if scale.gpu_job or scale.name == "small" or args.estimate_only:
         rows, data_items = _estimate(scale, families, seeds)
-        print(format_estimate(scale, rows, data_items, seeds))
+        print(format_estimate(scale, rows, data_items, seeds, jobs))
         if args.estimate_only:
             return 0
         if scale.gpu_job and not args.yes:

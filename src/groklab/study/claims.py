@@ -190,8 +190,12 @@ def _claim1_family(r: dict) -> tuple[str, list[str]]:
         return NOT_ELIGIBLE, [r["error"]]
     acc_g, acc_n = value(r.get("acc_grokked")), value(r.get("acc_nongrokked"))
     if min(acc_g or 0, acc_n or 0) < COMPOSES:
-        return NOT_ELIGIBLE, [f"a model does not compose ID queries (test_inferred_iid "
-                              f"{_f(acc_g)} / {_f(acc_n)})"]
+        short = [f"{name} answers {_f(acc)} of the ID test" for name, acc in
+                 (("the natural model", acc_g), ("both_full at training saturation", acc_n))
+                 if (acc or 0) < COMPOSES]
+        return NOT_ELIGIBLE, [f"a model does not compose ID queries: {' and '.join(short)} "
+                              f"(both need test_inferred_iid >= {COMPOSES}; natural "
+                              f"{_f(acc_g)}, both_full {_f(acc_n)})"]
     g = r.get("grokking")
     if g is not None and g.get("label") != GROKKED_LABEL:
         return NOT_ELIGIBLE, [f"the natural run did not grok ({g.get('why') or g.get('label')})"]

@@ -109,8 +109,9 @@ def totals(rows: list[RunCost]) -> dict:
 
 
 def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0,
-                    seeds: int = 1) -> str:
-    """A table for the terminal, ending with the totals and how they were estimated."""
+                    seeds: int = 1, jobs: int = 2) -> str:
+    """A table for the terminal, ending with the totals and how they were estimated; the CPU
+    wall figure assumes ``jobs`` parallel training processes on as many idle cores."""
     over = f", {seeds} seeds" if seeds > 1 else ""
     lines = [f"Cost estimate for --scale {scale.name}{over} (an estimate, not a measurement):",
              f"  {'kind':9} {'family':10} {'runs':>4} {'steps/run':>11} {'PFLOP/run':>10} "
@@ -120,8 +121,8 @@ def format_estimate(scale: StudyScale, rows: list[RunCost], data_items: int = 0,
                      f"{r.gpu_hours:>10.3g} {r.cpu_hours:>10.3g} {r.disk_bytes / 1e9:>7.2f}GB")
     t = totals(rows)
     disk = t["disk_gb"] + data_items * DATA_BYTES_PER_ITEM / 1e9
-    cpu = ("" if scale.gpu_job else f"~{t['cpu_hours']:,.1f} CPU core-hours (~{t['cpu_hours'] / 2:,.1f} "
-           f"h wall with --jobs 2 on 2 cores), ")
+    cpu = ("" if scale.gpu_job else f"~{t['cpu_hours']:,.1f} CPU core-hours (~{t['cpu_hours'] / jobs:,.1f} "
+           f"h wall with --jobs {jobs} on {jobs} idle core{'s' if jobs > 1 else ''}), ")
     lines.append(f"  total: {t['runs']} runs, {t['steps']:,} steps, {t['flops'] / 1e15:,.3g} PFLOP, "
                  f"~{t['gpu_hours']:,.3g} GPU-hours (H100 class, one run per GPU), {cpu}"
                  f"~{disk:.1f} GB disk")
