@@ -1,5 +1,6 @@
-"""The study scales: the CLI lists exactly the defined scales, and cpu_l6 differs from cpu
-only in the TRM's depth, schedule and budgets (the data and the decoder stay the cpu scale's)."""
+"""The study scales: the CLI lists exactly the defined scales; cpu_l6 differs from cpu only in
+the TRM's depth, schedule and budgets (the data and the decoder stay the cpu scale's), and
+cpu_grok only in the TRM's weight decay."""
 
 from groklab.commands.study import SCALE_NAMES
 from groklab.study.scales import SCALES, get_scale
@@ -31,3 +32,14 @@ def test_cpu_l6_long_only_lengthens_the_trms_budgets():
         assert long.steps_for("decoder", regime) == l6.steps_for("decoder", regime)
     assert long.steps_for("recursive", "natural") == 8500
     assert long.steps_for("recursive", "supervised") == l6.steps_for("recursive", "supervised")
+
+
+def test_cpu_grok_only_lowers_the_trms_weight_decay():
+    from dataclasses import asdict
+    cpu, grok = asdict(get_scale("cpu")), asdict(get_scale("cpu_grok"))
+    trm, trm_cpu = grok["optim"].pop("recursive"), cpu["optim"].pop("recursive")
+    assert trm["weight_decay"] == 0.1 and trm_cpu["weight_decay"] == 1.0
+    assert {k: v for k, v in trm.items() if k != "weight_decay"} == \
+        {k: v for k, v in trm_cpu.items() if k != "weight_decay"}
+    grok.pop("name"), cpu.pop("name")
+    assert grok == cpu          # data, models, the decoder's recipe, budgets, checkpoints
