@@ -180,6 +180,17 @@ def test_claim4_pools_seeds_by_the_geometric_mean():
     # one seed far lower widens the interval below 5x: undecided
     row["nat_steps"] = [9000, 2500, 8500]
     assert C.judge_claim4([row], 0.5).verdict == C.INCONCLUSIVE
+    # censored in every seed, each seed's bound >= 5x, the pooled interval not: what decides
+    # it is the budget at which the interval's lower end reaches 5x (cpu_grok's three seeds)
+    row = {"family": "recursive", "aug_steps": [600, 700, 1200], "nat_steps": [None] * 3,
+           "nat_budget": [7500] * 3}
+    v = C.judge_claim4([row], 0.5)
+    lo = C.speedup(row["aug_steps"], row["nat_steps"], row["nat_budget"])["ci"][0]
+    assert v.verdict == C.INCONCLUSIVE and lo < 5 and "every seed's bound already reaches" in v.decide[0]
+    need = round(7500 * 5 / lo)
+    assert f"natural needs a budget >= {need:,} steps" in v.decide[0]
+    longer = dict(row, nat_budget=[need + 1] * 3)
+    assert C.judge_claim4([longer], 0.5).verdict == C.SUPPORTED
 
 
 def test_accuracy_without_circuit_needs_a_lens_that_sees_the_bridge_on_id_queries():
