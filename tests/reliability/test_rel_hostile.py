@@ -181,8 +181,10 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
-def test_orphaned_sweep_worker_exits_when_the_sweep_dies(tmp_path):
-    """kill -9 of the sweep process: its worker (a trial that never ends) exits by itself."""
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_orphaned_sweep_worker_exits_when_the_sweep_dies(tmp_path, sigint):
+    """kill -9 of the sweep process: its worker (a trial that never ends) exits by itself, also
+    where the sweep was started with SIGINT ignored (as a shell starts a background job)."""
     here = Path(__file__).parent
     script = textwrap.dedent(f"""
         import sys, time
@@ -195,7 +197,9 @@ def test_orphaned_sweep_worker_exits_when_the_sweep_dies(tmp_path):
         print(proc.pid, flush=True)
         time.sleep(600)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              preexec_fn=ignore)
     worker = int(parent.stdout.readline())
     time.sleep(1.0)
     assert _alive(worker)

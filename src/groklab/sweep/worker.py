@@ -27,6 +27,9 @@ def exit_with_parent(parent_pid: int | None) -> None:
     """Interrupt this process when ``parent_pid`` (the sweep) dies."""
     if not parent_pid:
         return
+    # the notice is a SIGINT, so SIGINT must raise KeyboardInterrupt here even where it was
+    # inherited as ignored: a shell starts background jobs (`groklab sweep ... &`, nohup) so
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
