@@ -619,18 +619,19 @@ def _at_least(x: float, bound: float) -> bool:
     return x >= bound or math.isclose(x, bound, rel_tol=1e-9)
 
 
-def _budget_needed(fam: str, aug: list, budget: list, lo: float) -> str:
-    """What would decide a speed-up censored in every seed: the natural budget at which the
-    pooled interval's lower end reaches SPEEDUP_YES. Every seed's ratio is its budget over its
-    both_full step, so with one budget for all seeds the interval scales with it."""
-    need = max(budget) * SPEEDUP_YES / lo
+def _budget_needed(fam: str, aug: list, budget: list, sp: dict) -> str:
+    """What would decide a speed-up censored in every seed (``sp`` from ``speedup``): the
+    natural budget at which the pooled interval's lower end reaches SPEEDUP_YES. Every seed's
+    ratio is its budget over its both_full step, so with one budget for all seeds the interval
+    scales with it."""
+    need = max(budget) * SPEEDUP_YES / sp["ci"][0]
     if len(aug) == 1:
         return (f"{fam}: natural needs a budget >= {need:,.0f} steps ({SPEEDUP_YES:g}x both_full's "
                 f"{aug[0]:,}) for the lower bound to reach {SPEEDUP_YES:g}x; it has {budget[0]:,}")
-    short = sum(b / max(a, 1) < SPEEDUP_YES for a, b in zip(aug, budget))
-    spread = ("" if short else f"every seed's bound already reaches {SPEEDUP_YES:g}x, but the "
-              f"seeds' spread (both_full at {', '.join(f'{a:,}' for a in aug)}) widens the pooled "
-              f"interval below it; ")
+    every = all(_at_least(r, SPEEDUP_YES) for r in sp["per_seed"])
+    spread = (f"every seed's bound already reaches {SPEEDUP_YES:g}x, but the seeds' spread "
+              f"(both_full at {', '.join(f'{a:,}' for a in aug)}) widens the pooled interval "
+              f"below it; " if every else "")
     return (f"{fam}: {spread}natural needs a budget >= {need:,.0f} steps for the pooled "
             f"interval's lower end to reach {SPEEDUP_YES:g}x (it has {max(budget):,}), or more "
             f"seeds to narrow it")
@@ -664,7 +665,7 @@ def judge_claim4(rows: list[dict], target: float) -> Verdict:
         else:
             per[fam] = INCONCLUSIVE
             if sp["lower_bound"] and all(sp["censored"]):
-                decide.append(_budget_needed(fam, aug, budget, lo))
+                decide.append(_budget_needed(fam, aug, budget, sp))
             elif sp["lower_bound"]:
                 decide.append(f"{fam}: the speed-up interval [{lo:.1f}, {hi:.1f}] over "
                               f"{len(aug)} seeds reaches below {SPEEDUP_YES:g}; a longer natural "
