@@ -1,6 +1,6 @@
 """The study scales: the CLI lists exactly the defined scales; cpu_l6 differs from cpu only in
 the TRM's depth, schedule and budgets (the data and the decoder stay the cpu scale's), and
-cpu_grok only in the TRM's weight decay."""
+cpu_grok only in the TRM's weight decay and its natural budget."""
 
 from groklab.commands.study import SCALE_NAMES
 from groklab.study.scales import SCALES, get_scale
@@ -34,7 +34,7 @@ def test_cpu_l6_long_only_lengthens_the_trms_budgets():
     assert long.steps_for("recursive", "supervised") == l6.steps_for("recursive", "supervised")
 
 
-def test_cpu_grok_only_lowers_the_trms_weight_decay():
+def test_cpu_grok_only_lowers_the_trms_weight_decay_and_lengthens_its_natural_run():
     from dataclasses import asdict
     cpu, grok = asdict(get_scale("cpu")), asdict(get_scale("cpu_grok"))
     trm, trm_cpu = grok["optim"].pop("recursive"), cpu["optim"].pop("recursive")
@@ -42,4 +42,6 @@ def test_cpu_grok_only_lowers_the_trms_weight_decay():
     assert {k: v for k, v in trm.items() if k != "weight_decay"} == \
         {k: v for k, v in trm_cpu.items() if k != "weight_decay"}
     grok.pop("name"), cpu.pop("name")
-    assert grok == cpu          # data, models, the decoder's recipe, budgets, checkpoints
+    nat, nat_cpu = (d["source_steps"].pop("recursive") for d in (grok, cpu))
+    assert nat == {"natural": 10_000} and nat_cpu == {"natural": 7500}
+    assert grok == cpu          # data, models, the decoder's recipe, other budgets, checkpoints
