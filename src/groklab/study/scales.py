@@ -3,8 +3,9 @@
 ``micro`` is for CI (the whole pipeline in well under a minute), ``tiny`` is ``make demo``
 (<= 15 minutes on a 2-core CPU), ``cpu`` the tiny study with budgets for claims 1, 3 and 4
 (34 minutes per seed on an idle 2-core CPU, docs/study.md), ``cpu_grok`` the cpu scale with
-a natural TRM that memorises first (claim 1), ``cpu_l6`` the cpu scale with the
-TRM at the study's recursion depth (L = 6), ``cpu_l6_long`` cpu_l6 with budgets for claim 2,
+a natural TRM that memorises first (claim 1) and trains long enough for claim 4 over three
+seeds, ``cpu_l6`` the cpu scale with the TRM at the study's recursion depth (L = 6),
+``cpu_l6_long`` cpu_l6 with budgets for claim 2,
 ``small`` a long CPU or short GPU job, ``paper`` the study's sizes (study.md sections 2-4; a
 GPU job, see ``groklab.study.cost``).
 
