@@ -25,6 +25,7 @@ BENCHES = {
     "grok": ("bench_grok.py", ["--quick"], []),
     "levers": ("bench_levers.py", ["--target", "tiny", "--seeds", "0", "--recipes", "preset,best"], []),
     "ensemble": ("bench_ensemble.py", ["--steps", "200"], []),
+    "overheads": ("bench_overheads.py", ["--repeats", "3", "--trials", "6"], []),
 }
 
 

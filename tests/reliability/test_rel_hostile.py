@@ -189,12 +189,12 @@ def test_orphaned_sweep_worker_exits_when_the_sweep_dies(tmp_path, sigint):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(here)!r})
-        from groklab.sweep.local import _start
+        from groklab.sweep.local import start_worker
         from groklab.sweep.trial import TrialJob
         import relkit
         job = TrialJob(name="t", sweep_dir={str(tmp_path)!r}, base="tiny", overrides=())
-        proc = _start(job, "relkit:sleeping_trial")
-        print(proc.pid, flush=True)
+        worker = start_worker(job, "relkit:sleeping_trial")
+        print(worker.pid, flush=True)
         time.sleep(600)
     """)
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint == "ignored" else None

@@ -32,3 +32,19 @@ def crash_by_seed(job, callbacks=()):
     if seed == 1:
         os._exit(3)
     raise RuntimeError(f"boom in trial seed={seed}")
+
+
+def act_by_name(job, callbacks=()):
+    """No training: prints its name and pid; a trial named ``kill-*`` kills its own process,
+    ``stop-*`` is interrupted (Ctrl-C), ``boom-*`` raises; the others return a summary."""
+    import os
+    import signal
+
+    print(f"trial {job.name} in pid {os.getpid()}", flush=True)
+    if job.name.startswith("kill-"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if job.name.startswith("stop-"):
+        raise KeyboardInterrupt
+    if job.name.startswith("boom-"):
+        raise RuntimeError(f"boom in {job.name}")
+    return {"steps": 0, "stopped": "max_steps"}

@@ -300,7 +300,7 @@ class Study:
         return results
 
     def _train_parallel(self, todo: list[RunSpec], results: dict, t0: float) -> None:
-        """``jobs`` worker processes of the sweep's pool (one run each, one torch thread; logs
+        """``jobs`` worker processes of the sweep's pool (one run at a time, one torch thread; logs
         in STUDY/logs, see study.runner). On Ctrl-C every worker saves a checkpoint of its run
         and exits, so the next ``reproduce`` resumes each run from it. A failed run is reported
         at the end; the other runs go on."""

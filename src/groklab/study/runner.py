@@ -1,9 +1,10 @@
 """The study's runs on the sweep's process pool (``--jobs N``, N > 1).
 
-Each run is one job of :func:`groklab.sweep.local.run_local`: a fresh worker process with one
-torch thread, its stdout/stderr in ``STUDY/logs/<kind>/<family>-<source>.log`` and its outcome
-record beside it (``.json``). A run that crashes, even hard (killed for memory), is recorded
-as failed and the other runs go on; Ctrl-C makes every running worker checkpoint and stop.
+Each run is one job of :func:`groklab.sweep.local.run_local`, on one of its worker processes
+(one torch thread; a worker trains one run after another), its stdout/stderr in
+``STUDY/logs/<kind>/<family>-<source>.log`` and its outcome record beside it (``.json``). A run
+that crashes, even hard (killed for memory), is recorded as failed and the other runs go on;
+Ctrl-C makes every running worker checkpoint and stop.
 """
 
 from __future__ import annotations
