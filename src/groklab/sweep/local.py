@@ -3,7 +3,7 @@
 A worker (``python -m groklab.sweep.worker``) serves trials one after another: the pool sends
 it a job per line on its stdin, it redirects its stdout/stderr to that trial's log file, runs
 the trial, writes the trial's record and reports the job's name on a pipe of its own. Reusing
-a worker saves each later trial the interpreter's start and imports (~2 CPU-s per trial;
+a worker saves each later trial the interpreter's start and imports (measured in
 docs/performance.md, "Workers that serve many trials"); results do not depend on it, as with
 ``--jobs 1``, which trains every run in one process. A trial that crashes hard (segfault,
 killed for memory, ``os._exit``) takes down only its worker: it is recorded as failed, a fresh

@@ -40,10 +40,9 @@ def to_batchable(split, layout, device: torch.device | str = "cpu",
     )
 
 
-# On a CPU a forward over thousands of rows spills its activations out of the caches: the
-# study-format TRM evaluates its 4,032 probe items ~1.9x faster in chunks of 512 rows than in
-# one of 4,096, the decoder at the same speed (docs/performance.md, "Evaluation chunks on a
-# CPU"). Accuracy is unchanged; a mean loss may differ in its last digits (summation order).
+# On a CPU, forwards of a few hundred rows evaluate faster than one of thousands, most of all
+# for the study-format TRM (docs/performance.md, "Evaluation chunks on a CPU", has the sizes
+# measured). Accuracy is unchanged; a mean loss may differ in its last digits (summation order).
 CPU_EVAL_ROWS = 512
 
 
