@@ -61,8 +61,36 @@ def test_pooled_numbers_are_the_per_seed_metrics_pooled(study):
                  "--out", str(study), "--jobs", "1"]) == 0
 
 
-def test_a_different_seed_count_is_refused(study, capsys):
+def test_more_seeds_grow_the_study_and_fewer_are_refused(tmp_path, capsys):
+    grown = tmp_path / "grown"     # its own study: run configs name their data by absolute path
+    assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--seeds", "2",
+                 "--out", str(grown), "--jobs", "1"]) == 0
+    metrics = {k: grown / f"seeds/{k}/runs/pretrain/decoder-natural/metrics.jsonl" for k in (0, 1)}
+    before = {k: p.stat().st_mtime_ns for k, p in metrics.items()}
+    old = json.loads((grown / "report.json").read_text())["pooled"]["pretrain"]
     assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--seeds", "3",
-                 "--out", str(study), "--jobs", "1"]) == 2
+                 "--out", str(grown), "--jobs", "1"]) == 0
+    assert "growing the study from 2 to 3 seeds" in capsys.readouterr().out
+    assert {k: p.stat().st_mtime_ns for k, p in metrics.items()} == before   # reused, not retrained
+    assert "seed: 2" in (grown / "seeds/2/runs/pretrain/decoder-natural/config.yaml").read_text()
+    info = json.loads((grown / "study.json").read_text())
+    assert info["seeds"] == 3 and info["seed_dirs"] == ["seeds/0", "seeds/1", "seeds/2"]
+    rep = json.loads((grown / "report.json").read_text())["pooled"]
+    got = rep["pretrain"]["decoder/natural"]["iid"]["per_seed"]
+    assert rep["seeds"] == 3 and len(got) == 3
+    assert got[:2] == old["decoder/natural"]["iid"]["per_seed"]
+    report = (grown / "report.json").read_bytes()
+    assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--seeds", "2",
+                 "--out", str(grown), "--jobs", "1"]) == 2
+    assert "seeds=2 is invalid" in capsys.readouterr().err
+    assert (grown / "report.json").read_bytes() == report
+
+
+def test_a_different_configuration_or_a_single_seed_study_is_refused(study, capsys):
+    assert main(["reproduce", "--scale", "micro", "--vary-graph", "--seeds", "2",
+                 "--out", str(study)]) == 2
     assert "different configuration" in capsys.readouterr().err
     assert main(["reproduce", "--scale", "micro", "--vary-graph", "--out", str(study)]) == 2
+    assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--seeds", "2",
+                 "--out", str(study / "seeds" / "0")]) == 2
+    assert "a single-seed study" in capsys.readouterr().err

@@ -6,6 +6,10 @@ runs use ``train.seed = k``). The graph is the scale's for every seed, its datas
 the training runs of all seeds go to one process pool first, so ``--jobs`` workers stay busy
 across seeds; then each seed's stage runs on its finished runs, and ``STUDY/report.*`` pools
 the seeds' evidence (:mod:`groklab.study.pooled`).
+
+Running it again with a larger N grows the study: the existing seeds' stages and runs are
+reused (each seed's study is independent of N), only the new seeds train, and the report is
+pooled over all N. A smaller N is refused: it would drop seeds from the report.
 """
 
 from __future__ import annotations
@@ -53,11 +57,26 @@ class SeededStudy:
                 "vary_graph": self.vary_graph}
         if path.exists():
             have = json.loads(path.read_text())
-            if {k: have.get(k) for k in want} != want:
+            had = int(have.get("seeds", 1))
+            if "seed_dirs" not in have:
+                raise GroklabError(
+                    f"seeds={self.seeds} is invalid for out={str(self.out)!r}, a single-seed "
+                    "study (allowed: run it without --seeds, or use a new --out)")
+            if had > self.seeds:
+                raise GroklabError(
+                    f"seeds={self.seeds} is invalid for out={str(self.out)!r}, which holds "
+                    f"{had} seeds (allowed: --seeds >= {had}; fewer would drop seeds from its "
+                    "report; use a new --out for a smaller study)")
+            if {k: have.get(k) for k in want if k != "seeds"} != \
+                    {k: v for k, v in want.items() if k != "seeds"}:
                 raise GroklabError(
                     f"out={str(self.out)!r} holds a study made with a different configuration "
                     f"(scale {have.get('scale', {}).get('name')!r}, seeds {have.get('seeds', 1)}, "
                     f"vary_graph {have.get('vary_graph', False)}); use a new --out or remove it")
+            if had < self.seeds:
+                new = str(had) if had == self.seeds - 1 else f"{had}-{self.seeds - 1}"
+                self.log(f"growing the study from {had} to {self.seeds} seeds: seeds "
+                         f"0-{had - 1} are reused, {new} train")
             fams = list(dict.fromkeys(list(have.get("families", [])) + list(self.families)))
         else:
             fams = list(self.families)
