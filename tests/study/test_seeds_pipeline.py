@@ -70,7 +70,10 @@ def test_more_seeds_grow_the_study_and_fewer_are_refused(tmp_path, capsys):
     old = json.loads((grown / "report.json").read_text())["pooled"]["pretrain"]
     assert main(["reproduce", "--scale", "micro", "--models", "decoder", "--seeds", "3",
                  "--out", str(grown), "--jobs", "1"]) == 0
-    assert "growing the study from 2 to 3 seeds" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "growing the study from 2 to 3 seeds" in out
+    trained = [line for line in out.splitlines() if "decoder-natural-seed2" in line]
+    assert trained and not any(line.startswith("[seed 0]") for line in trained)
     assert {k: p.stat().st_mtime_ns for k, p in metrics.items()} == before   # reused, not retrained
     assert "seed: 2" in (grown / "seeds/2/runs/pretrain/decoder-natural/config.yaml").read_text()
     info = json.loads((grown / "study.json").read_text())

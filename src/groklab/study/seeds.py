@@ -50,6 +50,17 @@ class SeededStudy:
     def _seed_log(self, k: int):
         return lambda msg: self.log(f"[seed {k}] {msg}")
 
+    def _train_pooled(self, specs) -> None:
+        """Every seed's runs of a stage in one pool, through seed 0's study (the pool and its
+        reuse rules are the Study's), logged without a seed prefix: the lines name runs of every
+        seed (``...-seed3``), so seed 0's prefix would mislabel them."""
+        lead = self.studies[0]
+        lead.log = self.log
+        try:
+            lead.train_all(specs)
+        finally:
+            lead.log = self._seed_log(0)
+
     def open(self) -> None:
         path = self.layout.study_json
         check_study_dir(self.out, path)
@@ -106,7 +117,7 @@ class SeededStudy:
                 self.log(f"[stage {i}/{len(STAGE_NAMES)}] {stage}: {self.seeds} seeds")
                 specs = [spec for s in self.studies for spec in s.stage_specs(stage)]
                 if specs:
-                    self.studies[0].train_all(specs)
+                    self._train_pooled(specs)
                 for s in self.studies:
                     s._run_stages((stage,), done[s.seed])
             paths = write_pooled_report(self.out)
