@@ -17,6 +17,12 @@ def test_every_preset_loads_and_validates():
         assert cfg.preset == name and cfg.train.steps >= 1
 
 
+def test_comparison_grok_preset_is_tiny_comparison_trained_longer():
+    short, long = load_config("tiny_comparison"), load_config("tiny_comparison_grok")
+    assert long.train.steps == 4 * short.train.steps
+    assert (long.data, long.model, long.optim) == (short.data, short.model, short.optim)
+
+
 def test_tiny_preset_is_the_studied_setting():
     cfg = load_config("tiny")
     assert (cfg.data.entities, cfg.data.relations, cfg.data.out_degree) == (100, 20, 20)
