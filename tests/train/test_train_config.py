@@ -17,8 +17,8 @@ def test_every_preset_loads_and_validates():
         assert cfg.preset == name and cfg.train.steps >= 1
 
 
-def test_comparison_grok_preset_is_tiny_comparison_trained_longer():
-    short, long = load_config("tiny_comparison"), load_config("tiny_comparison_grok")
+def test_comparison_long_preset_is_tiny_comparison_trained_longer():
+    short, long = load_config("tiny_comparison"), load_config("tiny_comparison_long")
     assert long.train.steps == 4 * short.train.steps
     assert (long.data, long.model, long.optim) == (short.data, short.model, short.optim)
 
