@@ -154,10 +154,11 @@ def negative_control(study: Study, nat: Path, fam: str) -> dict:
     ckpt = {**_memorising_checkpoint(study, nat), "kind": "checkpoint"}
     first, second = (mem, ckpt) if mem.get("value") is not None or ckpt.get("value") is None \
         else (ckpt, mem)
+    other = {k: v for k, v in second.items() if k != "grids"}
     if first.get("value") is None:   # neither: both reasons
-        return {**first, "error": f"{first['kind']}: {first.get('error')}; "
-                                  f"{second['kind']}: {second.get('error')}"}
-    return {**first, "other": {k: v for k, v in second.items() if k != "grids"}}
+        return {**first, "other": other, "error": f"{first['kind']}: {first.get('error')}; "
+                                                  f"{second['kind']}: {second.get('error')}"}
+    return {**first, "other": other}
 
 
 def _memorising_checkpoint(study: Study, nat: Path) -> dict:
